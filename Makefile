@@ -1,0 +1,63 @@
+# Wine-quality model serving. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BENTOML := $(VENV)/bin/bentoml
+# The local default reads the UCI files from the shared folder when it exists.
+export WINEQ_DATA_DIR ?= $(if $(wildcard ../shared/data/wine-quality/SHA256SUMS),$(abspath ../shared/data/wine-quality),)
+export BENTOML_DO_NOT_TRACK := True
+export OTEL_SDK_DISABLED ?= true
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "\033[36m%-20s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: install
+install: ## Create .venv and install the locked dependencies and the project
+	test -x $(PY) || python3.11 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --require-hashes -r requirements/dev.lock
+	$(PY) -m pip install -q --no-deps -e .
+
+.PHONY: lock
+lock: ## Re-pin requirements/*.lock from pyproject.toml (names, versions, hashes)
+	$(PY) -m pip install -q uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra serving --extra training --extra dev \
+		--generate-hashes --no-header --python-version 3.11 -o requirements/dev.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra serving \
+		--no-header --python-version 3.11 -o requirements/serving.txt
+
+.PHONY: train
+train: ## Train, evaluate and save a model store entry (wine_quality:<version>)
+	$(PY) -m training train
+
+.PHONY: train-if-missing
+train-if-missing:
+	$(PY) -m training ensure-model
+
+.PHONY: evaluate
+evaluate: ## Evaluate both protocols per wine type and write docs/model.md
+	$(PY) -m training evaluate --output docs/model.md
+
+.PHONY: serve
+serve: train-if-missing ## Train if no model is in the store, then serve on 127.0.0.1:3000
+	$(BENTOML) serve bento.service:WineQualityService --host 127.0.0.1 --port 3000
+
+.PHONY: build
+build: train-if-missing ## bentoml build: a bento carrying the service and the model
+	$(BENTOML) build --output tag
+
+.PHONY: lint
+lint: ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: test
+test: ## Run the whole test suite (unit, integration, browser, container, infra)
+	$(PY) -m pytest
+
+-include mk/*.mk

@@ -1,0 +1,8 @@
+"""Shared pytest configuration: fixtures live in tests/fixtures/, one module per concern."""
+
+pytest_plugins = [
+    "tests.fixtures.data",
+    "tests.fixtures.model",
+    "tests.fixtures.moto",
+    "tests.fixtures.server",
+]
