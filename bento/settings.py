@@ -28,7 +28,10 @@ class ServiceSettings(BaseSettings):
         description="Inference runtime: ONNX Runtime (fast) or the original sklearn forest.",
     )
     max_batch_rows: int = Field(
-        256, ge=1, le=10_000, description="Most rows one /predict/batch request may carry (413 above)."
+        256,
+        ge=1,
+        le=10_000,
+        description="Most rows one /predict/batch request may carry (413 above).",
     )
     max_body_bytes: int = Field(
         262_144, ge=1_024, description="Largest accepted request body in bytes (413 above)."
@@ -40,7 +43,17 @@ class ServiceSettings(BaseSettings):
         512, ge=2, description="Most rows BentoML's adaptive batching merges into one model call."
     )
     batch_max_latency_ms: int = Field(
-        2_000, ge=10, description="Latency budget of the adaptive batcher before it sheds load (503)."
+        2_000,
+        ge=10,
+        description="Latency budget of the adaptive batcher before it sheds load (503).",
+    )
+    max_concurrency: int = Field(
+        256, ge=1, description="Requests in progress per worker before new ones get 503."
+    )
+    drain_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="After SIGTERM: seconds /readyz answers 503 while requests are still served.",
     )
     service_name: str = Field(
         "wine-quality", description="Service name used in logs and metric dimensions."

@@ -37,29 +37,68 @@ class Feature:
 # the service rejects it.  Statistical (soft) limits come from the training data and
 # live in the model's metadata instead.
 FEATURES: Final[tuple[Feature, ...]] = (
-    Feature("fixed_acidity", "fixed acidity", "g(tartaric acid)/dm3",
-            "Non-volatile acids, mostly tartaric.", 0.0, 100.0, 7.4),
-    Feature("volatile_acidity", "volatile acidity", "g(acetic acid)/dm3",
-            "Acetic acid; too much tastes of vinegar.", 0.0, 100.0, 0.7),
-    Feature("citric_acid", "citric acid", "g/dm3",
-            "Citric acid, adds freshness.", 0.0, 100.0, 0.0),
-    Feature("residual_sugar", "residual sugar", "g/dm3",
-            "Sugar left after fermentation.", 0.0, 1000.0, 1.9),
+    Feature(
+        "fixed_acidity",
+        "fixed acidity",
+        "g(tartaric acid)/dm3",
+        "Non-volatile acids, mostly tartaric.",
+        0.0,
+        100.0,
+        7.4,
+    ),
+    Feature(
+        "volatile_acidity",
+        "volatile acidity",
+        "g(acetic acid)/dm3",
+        "Acetic acid; too much tastes of vinegar.",
+        0.0,
+        100.0,
+        0.7,
+    ),
+    Feature("citric_acid", "citric acid", "g/dm3", "Citric acid, adds freshness.", 0.0, 100.0, 0.0),
+    Feature(
+        "residual_sugar",
+        "residual sugar",
+        "g/dm3",
+        "Sugar left after fermentation.",
+        0.0,
+        1000.0,
+        1.9,
+    ),
     # Sodium chloride dissolves up to about 360 g per litre of water.
-    Feature("chlorides", "chlorides", "g(sodium chloride)/dm3",
-            "Salt content.", 0.0, 360.0, 0.076),
+    Feature("chlorides", "chlorides", "g(sodium chloride)/dm3", "Salt content.", 0.0, 360.0, 0.076),
     # Sulfur dioxide dissolves up to roughly 100 g per litre of water at 20 degrees C.
-    Feature("free_sulfur_dioxide", "free sulfur dioxide", "mg/dm3",
-            "Free SO2, the part that protects the wine.", 0.0, 100_000.0, 11.0),
-    Feature("total_sulfur_dioxide", "total sulfur dioxide", "mg/dm3",
-            "Free plus bound SO2.", 0.0, 100_000.0, 34.0),
+    Feature(
+        "free_sulfur_dioxide",
+        "free sulfur dioxide",
+        "mg/dm3",
+        "Free SO2, the part that protects the wine.",
+        0.0,
+        100_000.0,
+        11.0,
+    ),
+    Feature(
+        "total_sulfur_dioxide",
+        "total sulfur dioxide",
+        "mg/dm3",
+        "Free plus bound SO2.",
+        0.0,
+        100_000.0,
+        34.0,
+    ),
     # Between pure ethanol (0.789) and a saturated sugar syrup (about 1.4).
-    Feature("density", "density", "g/cm3",
-            "Density of the wine.", 0.75, 1.5, 0.9978),
+    Feature("density", "density", "g/cm3", "Density of the wine.", 0.75, 1.5, 0.9978),
     Feature("ph", "pH", "pH", "Acidity on the pH scale.", 0.0, 14.0, 3.51),
     # Potassium sulphate dissolves up to about 120 g per litre of water.
-    Feature("sulphates", "sulphates", "g(potassium sulphate)/dm3",
-            "Potassium sulphate, an additive.", 0.0, 120.0, 0.56),
+    Feature(
+        "sulphates",
+        "sulphates",
+        "g(potassium sulphate)/dm3",
+        "Potassium sulphate, an additive.",
+        0.0,
+        120.0,
+        0.56,
+    ),
     Feature("alcohol", "alcohol", "% vol", "Alcohol by volume.", 0.0, 100.0, 9.4),
 )
 
@@ -90,24 +129,25 @@ def physical_violations(row: Mapping[str, float]) -> list[tuple[str, str]]:
             problems.append(
                 (
                     feature.name,
-                    f"must be between {feature.hard_min:g} and {feature.hard_max:g} "
-                    f"{feature.unit}",
+                    f"must be between {feature.hard_min:g} and {feature.hard_max:g} {feature.unit}",
                 )
             )
+    problems.extend(cross_field_violations(row))
+    return problems
+
+
+def cross_field_violations(row: Mapping[str, float]) -> list[tuple[str, str]]:
+    """Return (field, reason) for rules that tie two measurements together."""
     free = row.get("free_sulfur_dioxide")
     total = row.get("total_sulfur_dioxide")
     if free is not None and total is not None and free > total:
-        problems.append(
-            ("free_sulfur_dioxide", "must not exceed total_sulfur_dioxide")
-        )
-    return problems
+        return [("free_sulfur_dioxide", "must not exceed total_sulfur_dioxide")]
+    return []
 
 
 def encode_row(row: Mapping[str, float], wine_type: str) -> list[float]:
     """Encode one row as the model's input vector, in MODEL_COLUMNS order."""
-    return [float(row[name]) for name in FEATURE_NAMES] + [
-        1.0 if wine_type == "white" else 0.0
-    ]
+    return [float(row[name]) for name in FEATURE_NAMES] + [1.0 if wine_type == "white" else 0.0]
 
 
 def out_of_range(

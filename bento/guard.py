@@ -1,0 +1,255 @@
+"""ASGI middleware guarding the prediction routes.
+
+Everything about the HTTP boundary happens here, once: body size, content type,
+JSON parsing, nesting depth, batch size and schema validation, the model-version
+header on every response, and one error shape for every refusal.  Validated rows
+are handed to the BentoML API through the ASGI scope, so nothing is parsed twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from bento.errors import ApiError, field_errors
+from bento.schemas import BatchPredictRequest, PredictRequest
+from bento.settings import ServiceSettings
+from bento.state import STATE, ServingState
+from training.features import FEATURE_NAMES, WINE_TYPE_FIELD
+
+logger = logging.getLogger("bentoml.wineq")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ROWS_SCOPE_KEY = "wineq.rows"
+MODEL_VERSION_HEADER = b"x-model-version"
+PREDICT_ROUTE = "/predict"
+BATCH_ROUTE = "/predict/batch"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One validated wine, encoded for the model, with the request it came from."""
+
+    vector: tuple[float, ...]
+    request_id: str | None
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON (a scalar is 0), computed without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+            deepest = max(deepest, depth + 1)
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+            deepest = max(deepest, depth + 1)
+    return deepest
+
+
+def _encode(features: BaseModel, request_id: str | None) -> Row:
+    values = features.__dict__
+    is_white = 1.0 if values[WINE_TYPE_FIELD] == "white" else 0.0
+    return Row((*(float(values[name]) for name in FEATURE_NAMES), is_white), request_id)
+
+
+class RequestGuard:
+    """Validate prediction requests before BentoML sees them; shape every error the same way."""
+
+    def __init__(
+        self, app: ASGIApp, settings: ServiceSettings, state: ServingState = STATE
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = self._stamp_version(send)
+        path = scope["path"].rstrip("/") or "/"
+        if scope["method"] != "POST" or path not in (PREDICT_ROUTE, BATCH_ROUTE):
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await self._read_body(scope, receive)
+            scope[ROWS_SCOPE_KEY] = self._parse(path, body)
+        except ApiError as exc:
+            await self._respond(send, exc)
+            return
+        await self.app(scope, _replay(body, receive), self._shape_errors(send))
+
+    def _stamp_version(self, send: Send) -> Send:
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k != MODEL_VERSION_HEADER
+                ]
+                headers.append((MODEL_VERSION_HEADER, self.state.model_version.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        return stamped
+
+    def _shape_errors(self, send: Send) -> Send:
+        """Replace BentoML's own error bodies (overload, faults) with the project's shape."""
+        replaced = False
+
+        async def shaped(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                replaced = True
+                status = message["status"]
+                error = ApiError(
+                    "overloaded" if status in (429, 503) else "internal_error",
+                    "the service is overloaded, retry later"
+                    if status in (429, 503)
+                    else "an unexpected error happened; it has been logged",
+                )
+                body = error.body()
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k not in (b"content-length", b"content-type")
+                ]
+                headers += [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+            if replaced:
+                return
+            await send(message)
+
+        return shaped
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        headers = dict(scope.get("headers", []))
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if media_type != b"application/json":
+            raise ApiError(
+                "unsupported_media_type",
+                "send the request as JSON",
+                [("content-type", "must be application/json")],
+            )
+        limit = self.settings.max_body_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ApiError("malformed_json", "the client went away", [("body", "incomplete")])
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    @staticmethod
+    def _too_large(limit: int) -> ApiError:
+        return ApiError(
+            "payload_too_large",
+            "the request body is too large",
+            [("body", f"must be at most {limit} bytes")],
+        )
+
+    def _parse(self, path: str, body: bytes) -> list[Row]:
+        try:
+            payload = json.loads(body)
+        except RecursionError:
+            raise self._too_deep() from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+            raise ApiError(
+                "malformed_json", "the body is not valid JSON", [("body", reason)]
+            ) from None
+        if json_depth(payload) > self.settings.max_json_depth:
+            raise self._too_deep()
+        if not self.state.ready:
+            raise ApiError("not_ready", "the model is not loaded yet", [("service", "not ready")])
+        if path == BATCH_ROUTE:
+            return self._parse_batch(payload)
+        try:
+            request = PredictRequest.model_validate(payload)
+        except ValidationError as exc:
+            raise self._invalid(exc) from None
+        return [_encode(request.features, request.request_id)]
+
+    def _parse_batch(self, payload: Any) -> list[Row]:
+        rows = payload.get("features_list") if isinstance(payload, dict) else None
+        limit = self.settings.max_batch_rows
+        if isinstance(rows, list) and len(rows) > limit:
+            raise ApiError(
+                "batch_too_large",
+                "too many rows in one batch; split the request",
+                [("features_list", f"must hold at most {limit} rows, got {len(rows)}")],
+            )
+        try:
+            request = BatchPredictRequest.model_validate(payload)
+        except ValidationError as exc:
+            raise self._invalid(exc) from None
+        return [_encode(features, request.request_id) for features in request.features_list]
+
+    def _too_deep(self) -> ApiError:
+        return ApiError(
+            "too_deeply_nested",
+            "the JSON body is nested too deeply",
+            [("body", f"must be nested at most {self.settings.max_json_depth} levels")],
+        )
+
+    @staticmethod
+    def _invalid(exc: ValidationError) -> ApiError:
+        detail = field_errors(exc.errors(include_url=False, include_input=False))
+        return ApiError("validation_error", f"{len(detail)} invalid field(s)", detail)
+
+    @staticmethod
+    async def _respond(send: Send, error: ApiError) -> None:
+        if error.status >= 500:
+            logger.warning("Refused a request: %s", error.message)
+        body = error.body()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": error.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Hand the already-read body to the app once, then pass on the real channel."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

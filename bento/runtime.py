@@ -1,0 +1,89 @@
+"""The predictor behind the batchable APIs: model start-up, warm-up, scoring, metrics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from bento.guard import Row
+from bento.inference import LoadedModel, load_model
+from bento.metrics import ServiceMetrics
+from bento.settings import ServiceSettings
+from bento.state import STATE
+from training.features import EXAMPLE_FEATURES, FEATURE_NAMES, MODEL_COLUMNS
+
+logger = logging.getLogger("bentoml.wineq")
+
+
+class Predictor:
+    """Scores encoded rows with a verified model and records what it predicted."""
+
+    def __init__(self, model: LoadedModel, metrics: ServiceMetrics) -> None:
+        self.model = model
+        self.metrics = metrics
+        lows = [model.feature_ranges.get(n, (-np.inf, np.inf))[0] for n in FEATURE_NAMES]
+        highs = [model.feature_ranges.get(n, (-np.inf, np.inf))[1] for n in FEATURE_NAMES]
+        self._lows = np.asarray(lows, dtype=np.float32)
+        self._highs = np.asarray(highs, dtype=np.float32)
+        self._labels = [str(c) for c in model.classes]
+        self._classes = np.asarray(model.classes)
+
+    @classmethod
+    def start(cls, settings: ServiceSettings, bundled: Any) -> Predictor:
+        """Load (bundled, or pulled from S3), verify, warm up, then mark the worker ready."""
+        import bentoml
+
+        if settings.model_s3_uri:
+            from training.mirror import pull_from_uri
+
+            logger.info("Pulling the model from %s", settings.model_s3_uri)
+            stored = bentoml.models.get(pull_from_uri(settings.model_s3_uri))
+        else:
+            stored = bundled
+        metrics = ServiceMetrics()
+        predictor = cls(load_model(stored, settings.engine), metrics)
+        predictor.warm_up()
+        metrics.model_info(predictor.model.version, predictor.model.engine_name)
+        STATE.model_version = predictor.model.version
+        STATE.ready = True
+        logger.info("Ready: serving %s", predictor.model.tag)
+        return predictor
+
+    def warm_up(self) -> None:
+        """One real prediction so the first client does not pay for lazy initialisation."""
+        example = [float(EXAMPLE_FEATURES[name]) for name in FEATURE_NAMES] + [0.0]
+        probabilities = self.model.engine.predict_proba(np.asarray([example], dtype=np.float32))
+        if probabilities.shape != (1, len(self._labels)):
+            raise RuntimeError(f"warm-up returned shape {probabilities.shape}")
+
+    async def score(self, rows: list[Row]) -> list[dict[str, Any]]:
+        """One model call for the whole (adaptively batched) list of rows."""
+        matrix = np.asarray([row.vector for row in rows], dtype=np.float32)
+        if matrix.shape[1:] != (len(MODEL_COLUMNS),):
+            raise ValueError(f"expected {len(MODEL_COLUMNS)} columns, got {matrix.shape}")
+        probabilities = self.model.engine.predict_proba(matrix)
+        best = probabilities.argmax(axis=1)
+        measurements = matrix[:, : len(FEATURE_NAMES)]
+        outside = (measurements < self._lows) | (measurements > self._highs)
+        version = self.model.version
+        answers: list[dict[str, Any]] = []
+        for i, row in enumerate(rows):
+            probs = probabilities[i]
+            flagged = [FEATURE_NAMES[j] for j in np.flatnonzero(outside[i])]
+            answers.append(
+                {
+                    "prediction": int(self._classes[best[i]]),
+                    "confidence": round(float(probs[best[i]]), 6),
+                    "probabilities": {
+                        label: round(float(p), 6)
+                        for label, p in zip(self._labels, probs, strict=True)
+                    },
+                    "model_version": version,
+                    "out_of_distribution": flagged,
+                    "request_id": row.request_id,
+                }
+            )
+        self.metrics.observe(self._classes[best], outside)
+        return answers

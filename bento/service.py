@@ -1,0 +1,110 @@
+"""The wine-quality BentoML service.
+
+``/predict`` and ``/predict/batch`` are BentoML batchable APIs: BentoML's adaptive
+batching merges concurrent requests into one model call.  Their bodies keep the shape
+existing clients already send; :class:`bento.guard.RequestGuard` validates them and
+hands the encoded rows to the APIs through custom IO specs (see ``bento/io.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import bentoml
+
+from bento.guard import RequestGuard, Row
+from bento.io import BatchInputSpec, BatchOutputSpec, PredictInputSpec, PredictOutputSpec
+from bento.settings import ServiceSettings, get_settings
+from bento.state import STATE
+
+logger = logging.getLogger("bentoml.wineq")
+
+# Decorator arguments are evaluated when BentoML imports this module; reading the
+# environment is all that happens here (no model loading, no network).
+SETTINGS: ServiceSettings = get_settings()
+
+
+@bentoml.service(
+    name="wine_quality",
+    workers=1,
+    traffic={"timeout": 30, "max_concurrency": SETTINGS.max_concurrency},
+    http={"port": 3000},
+    metrics={"enabled": True},
+)
+class WineQualityService:
+    """Predicts the quality (3-9) of a red or white wine from 11 lab measurements."""
+
+    bundled_model = bentoml.models.BentoModel(SETTINGS.model_tag)
+
+    def __init__(self) -> None:
+        from bento.runtime import Predictor
+
+        self.settings = get_settings()
+        self.predictor: Predictor | None = None
+        try:
+            self.predictor = Predictor.start(self.settings, self.bundled_model)
+        except Exception as exc:  # readiness reports it; the process stays up
+            STATE.failure = f"{type(exc).__name__}: {exc}"
+            logger.error("Model not loaded, the service will not become ready: %s", STATE.failure)
+        self._install_drain_handler()
+
+    def __is_ready__(self) -> bool:
+        """200 on /readyz only while a verified, warmed-up model serves and no shutdown began."""
+        return STATE.serving
+
+    @bentoml.api(
+        route="/predict",
+        batchable=True,
+        max_batch_size=SETTINGS.batch_max_size,
+        max_latency_ms=SETTINGS.batch_max_latency_ms,
+        input_spec=PredictInputSpec,
+        output_spec=PredictOutputSpec,
+    )
+    async def predict(self, rows: list[Row]) -> list[dict[str, Any]]:
+        """Predict the quality of one wine."""
+        return await self._score(rows)
+
+    @bentoml.api(
+        route="/predict/batch",
+        batchable=True,
+        max_batch_size=SETTINGS.batch_max_size,
+        max_latency_ms=SETTINGS.batch_max_latency_ms,
+        input_spec=BatchInputSpec,
+        output_spec=BatchOutputSpec,
+    )
+    async def predict_batch(self, rows: list[Row]) -> list[dict[str, Any]]:
+        """Predict the quality of several wines; the answers come in the same order."""
+        return await self._score(rows)
+
+    async def _score(self, rows: list[Row]) -> list[dict[str, Any]]:
+        if self.predictor is None:
+            raise RuntimeError("no model loaded")
+        return await self.predictor.score(rows)
+
+    def _install_drain_handler(self) -> None:
+        """On SIGTERM turn /readyz to 503 at once, keep serving for the drain period, then stop.
+
+        uvicorn has installed its own handler by the time the service is created; it is
+        chained after the drain so in-flight and late requests still complete.
+        """
+        previous = signal.getsignal(signal.SIGTERM)
+        drain = self.settings.drain_seconds
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            if STATE.draining:
+                return
+            STATE.draining = True
+            logger.info("SIGTERM: readiness is now 503; draining for %.1f s", drain)
+            if callable(previous):
+                timer = threading.Timer(drain, previous, args=(signum, frame))
+                timer.daemon = True
+                timer.start()
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+
+WineQualityService.add_asgi_middleware(RequestGuard, settings=SETTINGS)  # type: ignore[attr-defined]

@@ -1,0 +1,29 @@
+"""Per-worker serving state shared by the HTTP guard and the service instance.
+
+Each BentoML worker process imports this module once; the service's ``__init__``
+fills it in and the ASGI middleware only reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ServingState:
+    """What a worker knows about its own readiness."""
+
+    model_version: str = "unknown"
+    ready: bool = False
+    draining: bool = False
+    failure: str | None = None
+    feature_lows: tuple[float, ...] = field(default_factory=tuple)
+    feature_highs: tuple[float, ...] = field(default_factory=tuple)
+
+    @property
+    def serving(self) -> bool:
+        """True while the worker should receive traffic (loaded and not shutting down)."""
+        return self.ready and not self.draining
+
+
+STATE = ServingState()
