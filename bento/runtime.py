@@ -39,7 +39,8 @@ class Predictor:
             from training.mirror import pull_from_uri
 
             logger.info("Pulling the model from %s", settings.model_s3_uri)
-            stored = bentoml.models.get(pull_from_uri(settings.model_s3_uri))
+            tag = pull_from_uri(settings.model_s3_uri, work_dir=settings.model_cache_dir)
+            stored = bentoml.models.get(tag)
         else:
             stored = bundled
         metrics = ServiceMetrics()

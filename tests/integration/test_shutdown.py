@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.fixtures.server import ServerFactory
+from tests.fixtures.server import ServerFactory, start_server
 from training.features import EXAMPLE_FEATURES
 
 pytestmark = pytest.mark.integration
@@ -80,3 +82,29 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(server_factory: Server
     assert readiness
     assert set(readiness) == {503}, readiness
     assert exit_code == 0, server.log()[-3000:]
+
+
+def test_a_tampered_model_never_becomes_ready(
+    bentoml_home: Path, trained_model_tag: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "bentoml_home"
+    shutil.copytree(bentoml_home / "models", home / "models")
+    name, version = trained_model_tag.split(":")
+    artifact = home / "models" / name / version / "model.onnx"
+    artifact.write_bytes(artifact.read_bytes()[:-16] + b"\x00" * 16)
+
+    server = start_server(home, trained_model_tag, tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while "checksum mismatch" not in server.log():
+            assert time.monotonic() < deadline, server.log()[-3000:]
+            assert server.process.poll() is None, server.log()[-3000:]
+            time.sleep(0.2)
+        # Alive, but never ready, and predictions are refused rather than guessed.
+        assert httpx.get(f"{server.url}/livez").status_code == 200
+        assert httpx.get(f"{server.url}/readyz").status_code == 503
+        response = httpx.post(f"{server.url}/predict", json={"features": EXAMPLE_FEATURES})
+        assert response.status_code == 503
+        assert response.json()["error"] == "not_ready"
+    finally:
+        assert server.stop() == 0
