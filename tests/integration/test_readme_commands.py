@@ -1,0 +1,62 @@
+"""The README's first command works for a newcomer: train if needed, then serve on :3000."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.server import REPO_ROOT
+from training.features import EXAMPLE_FEATURES
+
+pytestmark = pytest.mark.integration
+
+URL = "http://127.0.0.1:3000"
+
+
+def test_make_serve_trains_when_the_store_is_empty_then_serves(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    home = tmp_path / "bentoml_home"
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(home),
+        "WINEQ_DATA_DIR": str(data_dir),
+        "WINEQ_N_ESTIMATORS": "40",  # a smaller forest keeps the test quick
+    }
+    log = (tmp_path / "make-serve.log").open("wb")
+    process = subprocess.Popen(
+        ["make", "serve"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: make, training, bentoml serve
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, (tmp_path / "make-serve.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "make serve never became ready"
+            try:
+                if httpx.get(f"{URL}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        response = httpx.post(f"{URL}/predict", json={"features": EXAMPLE_FEATURES})
+        assert response.status_code == 200
+        assert {"prediction", "confidence", "probabilities", "model_version"} <= set(
+            response.json()
+        )
+        trained = list((home / "models" / "wine_quality").glob("*/model.onnx"))
+        assert len(trained) == 1, "make serve should have trained exactly one model"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(60)
+        log.close()
