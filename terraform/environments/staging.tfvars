@@ -1,0 +1,17 @@
+environment       = "staging"
+aws_region        = "eu-west-1"
+github_repository = "CHANGE-ME/wine-quality"
+# Only the production stack creates the account's GitHub OIDC provider.
+create_github_oidc_provider = false
+github_environment          = "staging"
+
+# Set by the bootstrap push (README), then owned by the deploy workflow.
+image_tag = "CHANGE-ME-bootstrap-tag"
+
+min_tasks = 1
+max_tasks = 2
+
+# Staging is torn down often.
+alb_deletion_protection = false
+container_insights      = false
+log_retention_days      = 14
