@@ -13,7 +13,9 @@ UCI_BASE_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/wine-q
 class TrainingSettings(BaseSettings):
     """Where the data comes from, how the forest is trained and where models are mirrored."""
 
-    model_config = SettingsConfigDict(env_prefix="WINEQ_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="WINEQ_", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     data_dir: Path | None = Field(
         None,

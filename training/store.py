@@ -1,0 +1,242 @@
+"""The BentoML model store entry: the contract between training and the service.
+
+One entry ``<model_name>:<version>`` holds two files and describes itself in metadata:
+
+- ``model.onnx``: the forest in ONNX (input ``input`` float32 [None, 12], outputs
+  ``label`` int64 [None] and ``probabilities`` float32 [None, n_classes]).
+- ``model.joblib``: the fitted sklearn forest (``joblib.dump``).
+
+Labels: ``stage`` and ``wine_types``.  Metadata keys: see ``METADATA_KEYS``.  The
+service verifies ``artifacts`` (sha256 per file) before it reports ready.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import pandas as pd
+
+from training.features import FEATURE_NAMES, MODEL_COLUMNS, WINE_TYPES
+
+if TYPE_CHECKING:
+    from bentoml import Model
+    from sklearn.ensemble import RandomForestClassifier
+
+ONNX_FILENAME: Final = "model.onnx"
+JOBLIB_FILENAME: Final = "model.joblib"
+ARTIFACT_FILENAMES: Final[tuple[str, ...]] = (ONNX_FILENAME, JOBLIB_FILENAME)
+STAGE_CANDIDATE: Final = "candidate"
+METADATA_KEYS: Final[tuple[str, ...]] = (
+    "feature_columns",
+    "classes",
+    "feature_ranges",
+    "artifacts",
+    "metrics",
+    "data_sha256",
+    "library_versions",
+    "hyperparameters",
+    "git_commit",
+    "created_at",
+)
+# zlib level 3 shrinks a 300-tree forest about sixfold for about a second more to load.
+JOBLIB_COMPRESS: Final = ("zlib", 3)
+GIT_TIMEOUT_S: Final = 5.0
+
+
+class ArtifactError(Exception):
+    """A model store entry is missing a file or a file does not match its recorded sha256."""
+
+
+def sha256_bytes(payload: bytes) -> str:
+    """Hex SHA-256 of bytes."""
+    return hashlib.sha256(payload).hexdigest()
+
+
+def sha256_path(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def feature_ranges(frame: pd.DataFrame) -> dict[str, list[float]]:
+    """Per-feature [min, max] over the training rows (the service's soft limits)."""
+    return {name: [float(frame[name].min()), float(frame[name].max())] for name in FEATURE_NAMES}
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that produced (and must read) the artifacts."""
+    import bentoml
+    import numpy
+    import onnxruntime
+    import skl2onnx
+    import sklearn
+
+    return {
+        "sklearn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "skl2onnx": skl2onnx.__version__,
+        "bentoml": bentoml.__version__,
+    }
+
+
+def git_commit(repo_dir: Path | None = None) -> str:
+    """HEAD commit of the repository holding this package, or 'unknown'."""
+    cwd = repo_dir or Path(__file__).resolve().parent.parent
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = result.stdout.strip()
+    return commit or "unknown"
+
+
+def _plain(value: Any) -> Any:
+    """Convert numpy scalars, tuples and None into types BentoML's metadata accepts."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        return value.item()
+    if value is None:  # BentoML rejects None in metadata; "None" is sklearn's own spelling
+        return "None"
+    return value
+
+
+def build_metadata(
+    *,
+    forest: RandomForestClassifier,
+    artifacts: Mapping[str, str],
+    frame: pd.DataFrame,
+    metrics: Mapping[str, Any],
+    data_sha256: str,
+    hyperparameters: Mapping[str, Any],
+    created_at: datetime | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The entry's metadata, as plain JSON/YAML-serialisable values."""
+    metadata = {
+        **(extra or {}),
+        "feature_columns": list(MODEL_COLUMNS),
+        "classes": [int(c) for c in forest.classes_],
+        "feature_ranges": feature_ranges(frame),
+        "artifacts": dict(artifacts),
+        "metrics": metrics,
+        "data_sha256": data_sha256,
+        "library_versions": library_versions(),
+        "hyperparameters": hyperparameters,
+        "git_commit": git_commit(),
+        "created_at": (created_at or datetime.now(UTC)).isoformat(timespec="seconds"),
+    }
+    plain: dict[str, Any] = _plain(metadata)
+    return plain
+
+
+def model_labels() -> dict[str, str]:
+    """Labels of a freshly trained entry."""
+    return {"stage": STAGE_CANDIDATE, "wine_types": ",".join(WINE_TYPES)}
+
+
+def save_model(
+    *,
+    name: str,
+    forest: RandomForestClassifier,
+    onnx_model: bytes,
+    frame: pd.DataFrame,
+    metrics: Mapping[str, Any],
+    data_sha256: str,
+    hyperparameters: Mapping[str, Any],
+    extra_metadata: Mapping[str, Any] | None = None,
+) -> str:
+    """Write one model store entry (both artifacts, labels, metadata); return its tag."""
+    import bentoml
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(forest, buffer, compress=JOBLIB_COMPRESS)
+    payloads = {ONNX_FILENAME: onnx_model, JOBLIB_FILENAME: buffer.getvalue()}
+    metadata = build_metadata(
+        forest=forest,
+        artifacts={filename: sha256_bytes(data) for filename, data in payloads.items()},
+        frame=frame,
+        metrics=metrics,
+        data_sha256=data_sha256,
+        hyperparameters=hyperparameters,
+        extra=extra_metadata,
+    )
+    with bentoml.models.create(name=name, labels=model_labels(), metadata=metadata) as model:
+        for filename, data in payloads.items():
+            Path(model.path_of(filename)).write_bytes(data)
+    return str(model.tag)
+
+
+def latest_model_tag(name: str) -> str | None:
+    """Tag of the newest entry named ``name`` in the store, or None when there is none."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        return str(bentoml.models.get(f"{name}:latest").tag)
+    except NotFound:
+        return None
+
+
+def get_model(tag: str) -> Model:
+    """The store entry for a tag (``name:version`` or ``name:latest``)."""
+    import bentoml
+
+    model: Model = bentoml.models.get(tag)
+    return model
+
+
+def verify_artifacts(model: Model) -> None:
+    """Raise ArtifactError unless every recorded artifact exists and matches its sha256."""
+    recorded = model.info.metadata.get("artifacts")
+    if not isinstance(recorded, Mapping) or set(recorded) != set(ARTIFACT_FILENAMES):
+        raise ArtifactError(
+            f"{model.tag}: metadata 'artifacts' must record sha256 of {list(ARTIFACT_FILENAMES)}"
+        )
+    artifacts = {str(filename): str(digest) for filename, digest in recorded.items()}
+    for filename, expected in artifacts.items():
+        path = Path(model.path_of(filename))
+        if not path.is_file():
+            raise ArtifactError(f"{model.tag}: {filename} is missing")
+        actual = sha256_path(path)
+        if actual != expected:
+            raise ArtifactError(
+                f"{model.tag}: {filename} has sha256 {actual}, metadata records {expected}"
+            )
+
+
+def load_sklearn(tag: str) -> RandomForestClassifier:
+    """Load the entry's sklearn forest after verifying its artifacts."""
+    import joblib
+
+    model = get_model(tag)
+    verify_artifacts(model)
+    forest: RandomForestClassifier = joblib.load(model.path_of(JOBLIB_FILENAME))
+    return forest
+
+
+def onnx_path(tag: str) -> Path:
+    """Path of the entry's verified ONNX file."""
+    model = get_model(tag)
+    verify_artifacts(model)
+    return Path(model.path_of(ONNX_FILENAME))

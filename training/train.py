@@ -1,0 +1,114 @@
+"""Training: encode the frame as the model's input, fit the forest, export it to ONNX."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+
+from training.features import FEATURE_NAMES, MODEL_COLUMNS, TARGET, WINE_TYPE_FIELD
+from training.settings import TrainingSettings
+
+logger = logging.getLogger(__name__)
+
+ONNX_INPUT_NAME: Final = "input"
+ONNX_LABEL_OUTPUT: Final = "label"
+ONNX_PROBABILITIES_OUTPUT: Final = "probabilities"
+# Opsets every onnxruntime >= 1.14 executes (ai.onnx.ml 3 is the TreeEnsembleClassifier
+# with float thresholds, the form skl2onnx converts forests to by default).
+ONNX_TARGET_OPSET: Final[dict[str, int]] = {"": 17, "ai.onnx.ml": 3}
+
+FloatMatrix = npt.NDArray[np.float32]
+IntVector = npt.NDArray[np.int64]
+
+
+def model_matrix(frame: pd.DataFrame) -> FloatMatrix:
+    """Encode rows as float32 [n, 12] in MODEL_COLUMNS order (vectorised encode_row)."""
+    measurements = frame.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+    is_white = (frame[WINE_TYPE_FIELD] == "white").to_numpy(dtype=np.float64)
+    matrix = np.column_stack([measurements, is_white]).astype(np.float32)
+    if matrix.shape[1] != len(MODEL_COLUMNS):  # guards the contract if features change
+        raise ValueError(f"encoded {matrix.shape[1]} columns, the model expects {MODEL_COLUMNS}")
+    return matrix
+
+
+def labels(frame: pd.DataFrame) -> IntVector:
+    """Quality labels as int64."""
+    return np.asarray(frame[TARGET].to_numpy(), dtype=np.int64)
+
+
+def _max_features(value: str | float) -> str | float | int | None:
+    """Accept 'sqrt', 'log2', 'none', an int count or a float fraction (env vars are strings)."""
+    if isinstance(value, float):
+        return value
+    text = value.strip().lower()
+    if text in {"sqrt", "log2"}:
+        return text
+    if text in {"none", "all"}:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def hyperparameters(settings: TrainingSettings) -> dict[str, Any]:
+    """The forest's hyper-parameters, as plain values (for metadata and reports)."""
+    return {
+        "n_estimators": settings.n_estimators,
+        "max_depth": settings.max_depth,
+        "min_samples_leaf": settings.min_samples_leaf,
+        "max_features": _max_features(settings.max_features),
+        "class_weight": settings.class_weight,
+        "random_state": settings.random_state,
+    }
+
+
+def build_forest(settings: TrainingSettings) -> RandomForestClassifier:
+    """An unfitted forest configured from settings."""
+    return RandomForestClassifier(**hyperparameters(settings), n_jobs=settings.n_jobs)
+
+
+def fit_forest(
+    features: FloatMatrix, target: IntVector, settings: TrainingSettings
+) -> RandomForestClassifier:
+    """Fit a forest on an encoded matrix (no feature names, so numpy input predicts cleanly)."""
+    forest = build_forest(settings)
+    forest.fit(features, target)
+    return forest
+
+
+def train_forest(frame: pd.DataFrame, settings: TrainingSettings) -> RandomForestClassifier:
+    """Fit the forest on both wine types of the frame."""
+    logger.info(
+        "fitting %d trees on %d rows (seed %d)",
+        settings.n_estimators,
+        len(frame),
+        settings.random_state,
+    )
+    return fit_forest(model_matrix(frame), labels(frame), settings)
+
+
+def to_onnx(forest: RandomForestClassifier) -> bytes:
+    """Serialised ONNX model: input 'input' float32 [None, 12]; outputs label and probabilities."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    onnx_model = convert_sklearn(
+        forest,
+        name="wine_quality",
+        initial_types=[(ONNX_INPUT_NAME, FloatTensorType([None, len(MODEL_COLUMNS)]))],
+        final_types=None,
+        options={id(forest): {"zipmap": False}},
+        target_opset=ONNX_TARGET_OPSET,
+    )
+    onnx_model.doc_string = "Wine quality forest; input columns: " + ",".join(MODEL_COLUMNS)
+    entry = onnx_model.metadata_props.add()
+    entry.key = "feature_columns"
+    entry.value = ",".join(MODEL_COLUMNS)
+    payload: bytes = onnx_model.SerializeToString()
+    return payload
