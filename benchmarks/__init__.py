@@ -1,0 +1,1 @@
+"""Benchmark-only code: alternative service designs measured by scripts/bench_service.py."""

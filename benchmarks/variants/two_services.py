@@ -1,0 +1,75 @@
+"""Benchmark variant (d): an API service in front of a batchable runner service.
+
+The API process validates the body with the project's schemas and calls the runner
+through ``bentoml.depends``; the runner process holds the model and merges concurrent
+calls with adaptive batching.  Two processes in one 0.25 vCPU task.  Never deployed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bentoml
+from bentoml.exceptions import InvalidArgument
+
+from benchmarks.variants.common import InvalidRequestError, validated_row
+from bento.guard import Row
+from bento.settings import get_settings
+from bento.state import STATE
+
+SETTINGS = get_settings()
+
+
+@bentoml.service(
+    name="wine_quality_runner",
+    workers=1,
+    traffic={"timeout": 30, "max_concurrency": SETTINGS.max_concurrency},
+    metrics={"enabled": True},
+)
+class WineQualityRunner:
+    """Holds the model; scores adaptively batched lists of encoded rows."""
+
+    bundled_model = bentoml.models.BentoModel(SETTINGS.model_tag)
+
+    def __init__(self) -> None:
+        from bento.runtime import Predictor
+
+        self.predictor = Predictor.start(get_settings(), self.bundled_model)
+
+    def __is_ready__(self) -> bool:
+        """Ready once the predictor is loaded and warmed up."""
+        return STATE.serving
+
+    @bentoml.api(
+        batchable=True,
+        max_batch_size=SETTINGS.batch_max_size,
+        max_latency_ms=SETTINGS.batch_max_latency_ms,
+    )
+    async def score(self, vectors: list[list[float]]) -> list[dict[str, Any]]:
+        """One model call for every row merged into this batch."""
+        return await self.predictor.score([Row(tuple(v), None) for v in vectors])
+
+
+@bentoml.service(
+    name="wine_quality_api",
+    workers=1,
+    traffic={"timeout": 30, "max_concurrency": SETTINGS.max_concurrency},
+    metrics={"enabled": True},
+)
+class WineQualityApi:
+    """Validates requests and forwards each row to the runner service."""
+
+    runner = bentoml.depends(WineQualityRunner)
+
+    @bentoml.api(route="/predict")
+    async def predict(
+        self, features: dict[str, Any], request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Predict the quality of one wine through the runner process."""
+        try:
+            row = validated_row(features, request_id)
+        except InvalidRequestError as exc:
+            raise InvalidArgument(str(exc)) from None
+        [answer] = await self.runner.to_async.score([list(row.vector)])
+        answer["request_id"] = row.request_id
+        return dict(answer)
