@@ -38,6 +38,8 @@ class OnnxEngine:
         # One task has a quarter of a core: extra threads only contend.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        # The graph is one tree-ensemble node: extended optimisation passes only cost start-up.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         self._session = ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )

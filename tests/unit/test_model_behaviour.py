@@ -105,9 +105,12 @@ def test_prediction_does_not_depend_on_batch_or_order(
     matrix = model_matrix(rows)
     batch = forest.predict_proba(matrix)
     order = np.random.default_rng(SEED).permutation(len(rows))
-    np.testing.assert_array_equal(forest.predict_proba(matrix[order]), batch[order])
+    # Tree votes are summed in thread order, so only the last bit may differ.
+    np.testing.assert_allclose(forest.predict_proba(matrix[order]), batch[order], atol=1e-12)
     for i in range(0, 300, 37):
-        np.testing.assert_array_equal(forest.predict_proba(matrix[i : i + 1])[0], batch[i])
+        single = forest.predict_proba(matrix[i : i + 1])[0]
+        np.testing.assert_allclose(single, batch[i], atol=1e-12)
+        assert single.argmax() == batch[i].argmax()
 
 
 def test_wine_type_matters(forest: RandomForestClassifier, wine_frame: pd.DataFrame):

@@ -1,0 +1,1 @@
+"""Project scripts (run as files; importable as ``scripts.*`` by the tests)."""

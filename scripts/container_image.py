@@ -1,0 +1,356 @@
+"""Build, tag, run and measure the service image (used by `make containerize`, tests, bench).
+
+One place for the facts the Makefile, the container tests and the benchmark share: the
+image tag (``wine-quality:<model version>-<git short sha>``, never ``latest``), how the
+real ``bentoml build`` + ``bentoml containerize`` are run, and how a container is started
+under the Fargate task's limits and waited for.
+
+    python scripts/container_image.py build [--force]   # prints the image tag
+    python scripts/container_image.py tag               # the tag the next build gets
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+IMAGE_NAME: Final = "wine-quality"
+MODEL_NAME: Final = "wine_quality"
+CONTAINER_PORT: Final = 3000
+# The ECS Fargate task: a quarter of a vCPU and 512 MB.
+FARGATE_CPUS: Final = "0.25"
+FARGATE_MEMORY: Final = "512m"
+# Host ports the container tests and the benchmark publish on (127.0.0.1 only).
+HOST_PORTS: Final = range(3300, 3400)
+BASE_IMAGE_SCRIPT: Final = REPO_ROOT / "scripts" / "build_base_image.sh"
+# `bentoml containerize` resolves docker.dockerfile_template inside a temporary copy of
+# the bento but only accepts paths under the current directory (bentoml/BentoML#5566,
+# open in 1.4.40); a TMPDIR below the repository keeps that copy "inside" it.
+CONTAINERIZE_TMP: Final = REPO_ROOT / "build" / "containerize-tmp"
+
+
+class ImageBuildError(RuntimeError):
+    """`bentoml build` or `bentoml containerize` failed or produced no image."""
+
+
+def _bentoml() -> str:
+    beside = Path(sys.executable).with_name("bentoml")
+    return str(beside) if beside.exists() else "bentoml"
+
+
+def _run(args: Sequence[str], env: Mapping[str, str] | None = None, *, echo: bool = True) -> str:
+    if echo:
+        print("+", " ".join(args), file=sys.stderr, flush=True)
+    result = subprocess.run(
+        list(args),
+        env=dict(env) if env is not None else None,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise ImageBuildError(
+            f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}"
+            f"{result.stderr[-3000:]}"
+        )
+    return result.stdout
+
+
+def build_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment `bentoml build` / `containerize` run in."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    CONTAINERIZE_TMP.mkdir(parents=True, exist_ok=True)
+    env["TMPDIR"] = str(CONTAINERIZE_TMP)
+    if "DOCKER_BUILDKIT" not in env:
+        # BentoML asks for BuildKit; without the buildx plugin the classic builder is
+        # the one that works (the Dockerfile template needs no BuildKit feature).
+        has_buildx = (
+            subprocess.run(
+                ["docker", "buildx", "version"], capture_output=True, check=False
+            ).returncode
+            == 0
+        )
+        env["DOCKER_BUILDKIT"] = "1" if has_buildx else "0"
+    return env
+
+
+def git_revision(repo: Path = REPO_ROOT) -> tuple[str, bool]:
+    """Short commit sha of HEAD and whether the working tree differs from it."""
+    sha = _run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], echo=False).strip()
+    status = _run(["git", "-C", str(repo), "status", "--porcelain"], echo=False)
+    return sha, bool(status.strip())
+
+
+def image_tag(model_version: str, sha: str, dirty: bool = False) -> str:
+    """``wine-quality:<model version>-<git short sha>`` (``-dirty`` for uncommitted code)."""
+    return f"{IMAGE_NAME}:{model_version}-{sha}{'-dirty' if dirty else ''}"
+
+
+def latest_model_version(env: Mapping[str, str]) -> str:
+    """Version `bentoml build` will bundle: the store's latest ``wine_quality`` entry."""
+    out = _run([_bentoml(), "models", "get", f"{MODEL_NAME}:latest", "-o", "json"], env, echo=False)
+    return str(json.loads(out)["version"])
+
+
+def build_bento(env: Mapping[str, str]) -> str:
+    """Run the real `bentoml build` on bentofile.yaml; returns the bento tag."""
+    out = _run([_bentoml(), "build", str(REPO_ROOT), "--output", "tag"], env)
+    match = re.search(r"__tag__:(\S+)", out)
+    if match is None:
+        raise ImageBuildError(f"bentoml build printed no tag:\n{out[-2000:]}")
+    return match.group(1)
+
+
+def bundled_model_versions(bento_tag: str, env: Mapping[str, str]) -> list[str]:
+    """Versions of the models the bento bundles (bento.yaml, services included)."""
+    info = json.loads(_run([_bentoml(), "get", bento_tag, "-o", "json"], env, echo=False))
+    tags = {m["tag"] for m in info.get("models", [])}
+    for service in info.get("services", []):
+        tags.update(m["tag"] for m in service.get("models", []))
+    return sorted(str(t).split(":", 1)[1] for t in tags if str(t).startswith(f"{MODEL_NAME}:"))
+
+
+def image_exists(tag: str) -> bool:
+    """True when the local engine has an image with this tag."""
+    return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
+
+
+def image_size_bytes(tag: str) -> int:
+    """Uncompressed size of the image, as `docker image ls` reports it."""
+    out = _run(["docker", "image", "inspect", "--format", "{{.Size}}", tag], echo=False)
+    return int(out.strip())
+
+
+def ensure_base_image(env: Mapping[str, str]) -> None:
+    """Make the stand-in base image when the engine cannot pull it (idempotent)."""
+    _run(["bash", str(BASE_IMAGE_SCRIPT)], env)
+
+
+def ensure_image(*, force: bool = False, env: Mapping[str, str] | None = None) -> str:
+    """Build (or reuse, for a clean tree) the image of the store's latest model; its tag."""
+    env = build_env(env)
+    sha, dirty = git_revision()
+    expected = image_tag(latest_model_version(env), sha, dirty)
+    if not force and not dirty and image_exists(expected):
+        print(f"reusing {expected}", file=sys.stderr)
+        return expected
+    ensure_base_image(env)
+    bento_tag = build_bento(env)
+    versions = bundled_model_versions(bento_tag, env)
+    if len(versions) != 1:
+        raise ImageBuildError(f"{bento_tag} bundles {versions}; expected exactly one model")
+    tag = image_tag(versions[0], sha, dirty)
+    _run(
+        [
+            _bentoml(), "containerize", bento_tag, "--image-tag", tag,
+            "--label", f"org.opencontainers.image.revision={sha}",
+            "--label", f"wineq.model_version={versions[0]}",
+            "--label", f"wineq.bento={bento_tag}",
+        ],
+        env,
+    )  # fmt: skip
+    if not image_exists(tag):
+        raise ImageBuildError(f"bentoml containerize reported success but {tag} is missing")
+    return tag
+
+
+# --- running a container under the task's limits -------------------------------------
+
+
+@dataclass
+class Container:
+    """A container started from the image, published on 127.0.0.1:<port>."""
+
+    id: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Base URL of the service."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def logs(self) -> str:
+        """stdout and stderr so far."""
+        result = subprocess.run(["docker", "logs", self.id], capture_output=True, text=True)
+        return result.stdout + result.stderr
+
+    def state(self) -> dict[str, object]:
+        """`docker inspect` .State (Status, ExitCode, OOMKilled, ...)."""
+        out = _run(["docker", "inspect", "--format", "{{json .State}}", self.id], echo=False)
+        state: dict[str, object] = json.loads(out)
+        return state
+
+    def remove(self) -> None:
+        """Stop and delete it (no-op when already gone)."""
+        subprocess.run(["docker", "rm", "-f", self.id], capture_output=True)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def run_container(
+    tag: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+    cpus: str | None = FARGATE_CPUS,
+    memory: str | None = FARGATE_MEMORY,
+) -> Container:
+    """`docker run -d` with the Fargate task's CPU and memory (None: unlimited), on a free
+    loopback port."""
+    env_args = [arg for key, value in (env or {}).items() for arg in ("-e", f"{key}={value}")]
+    limits = [*(["--cpus", cpus] if cpus else []), *(["--memory", memory] if memory else [])]
+    if memory:
+        limits += ["--memory-swap", memory]  # no swap: the task has none
+    last_error = ""
+    for port in HOST_PORTS:
+        if not _port_is_free(port):
+            continue
+        result = subprocess.run(
+            [
+                "docker", "run", "-d", *limits, "-p", f"127.0.0.1:{port}:{CONTAINER_PORT}",
+                *env_args, *extra_args, tag,
+            ],
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+        if result.returncode == 0:
+            return Container(result.stdout.strip(), port)
+        last_error = result.stderr
+        if "port is already allocated" not in last_error and "address already in use" not in (
+            last_error
+        ):
+            break
+    raise RuntimeError(f"docker run {tag} failed: {last_error.strip()}")
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    """Status code of a GET, or None when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def wait_ready(container: Container, timeout: float = 90.0, interval: float = 0.1) -> float:
+    """Poll /readyz until 200; seconds waited. Raises if the container exits or times out."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if http_status(f"{container.url}/readyz", timeout=1.0) == 200:
+            return time.monotonic() - start
+        if container.state().get("Status") not in ("created", "running"):
+            raise RuntimeError(f"container exited before ready:\n{container.logs()[-4000:]}")
+        time.sleep(interval)
+    raise TimeoutError(f"not ready within {timeout:.0f} s:\n{container.logs()[-4000:]}")
+
+
+def memory_usage_mb(container: Container) -> float:
+    """Memory the cgroup charges the container (what the 512 MB limit counts), in MB.
+
+    cgroup v2 ``memory.current`` minus inactive file cache, or cgroup v1
+    ``usage_in_bytes`` minus ``total_inactive_file`` - what `docker stats` shows.
+    """
+    script = (
+        "import os\n"
+        "def stat(p):\n"
+        "    return dict((l.split()[0], int(l.split()[1])) for l in open(p))\n"
+        "if os.path.exists('/sys/fs/cgroup/memory.current'):\n"
+        "    used = int(open('/sys/fs/cgroup/memory.current').read())\n"
+        "    used -= stat('/sys/fs/cgroup/memory.stat').get('inactive_file', 0)\n"
+        "else:\n"
+        "    used = int(open('/sys/fs/cgroup/memory/memory.usage_in_bytes').read())\n"
+        "    used -= stat('/sys/fs/cgroup/memory/memory.stat').get('total_inactive_file', 0)\n"
+        "print(used)\n"
+    )
+    out = _run(["docker", "exec", container.id, "python3", "-c", script], echo=False)
+    return int(out.strip()) / 1e6
+
+
+def resident_mb(container: Container) -> float:
+    """Sum of the resident set (VmRSS) of every process in the container, in MB."""
+    script = (
+        "import glob\n"
+        "total = 0\n"
+        "for p in glob.glob('/proc/[0-9]*/status'):\n"
+        "    try:\n"
+        "        lines = open(p).read().splitlines()\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    total += sum(int(l.split()[1]) for l in lines if l.startswith('VmRSS:'))\n"
+        "print(total)\n"
+    )
+    out = _run(["docker", "exec", container.id, "python3", "-c", script], echo=False)
+    return int(out.strip()) * 1024 / 1e6
+
+
+def process_cpu_seconds(container: Container) -> dict[str, float]:
+    """CPU seconds (user + system) each process in the container has used, by command."""
+    script = (
+        "import glob, json, os\n"
+        "hz = os.sysconf('SC_CLK_TCK')\n"
+        "out = {}\n"
+        "for p in glob.glob('/proc/[0-9]*'):\n"
+        "    if p == f'/proc/{os.getpid()}':\n"
+        "        continue\n"
+        "    try:\n"
+        "        fields = open(p + '/stat').read().rsplit(')', 1)[1].split()\n"
+        "        cmd = open(p + '/cmdline').read().replace('\\0', ' ').strip()\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    out[cmd] = (int(fields[11]) + int(fields[12])) / hz\n"
+        "print(json.dumps(out))\n"
+    )
+    out = _run(["docker", "exec", container.id, "python3", "-c", script], echo=False)
+    seconds: dict[str, float] = json.loads(out)
+    return seconds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: ``build`` the image (printing its tag) or print the ``tag`` it would get."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="bentoml build + containerize; prints the image tag")
+    build.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
+    sub.add_parser("tag", help="print the tag the store's latest model would get")
+    args = parser.parse_args(argv)
+    if shutil.which("docker") is None:
+        print("docker CLI not found", file=sys.stderr)
+        return 1
+    try:
+        if args.command == "build":
+            print(ensure_image(force=args.force))
+        else:
+            sha, dirty = git_revision()
+            print(image_tag(latest_model_version(build_env()), sha, dirty))
+    except ImageBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
