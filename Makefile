@@ -23,12 +23,10 @@ install: ## Create .venv and install the locked dependencies and the project
 	$(PY) -m pip install -q --no-deps -e .
 
 .PHONY: lock
-lock: ## Re-pin requirements/*.lock from pyproject.toml (names, versions, hashes)
+lock: ## Re-pin requirements/dev.lock from pyproject.toml (names, versions, hashes)
 	$(PY) -m pip install -q uv
 	$(VENV)/bin/uv pip compile pyproject.toml --extra serving --extra training --extra dev \
 		--generate-hashes --no-header --python-version 3.11 -o requirements/dev.lock
-	$(VENV)/bin/uv pip compile pyproject.toml --extra serving \
-		--no-header --python-version 3.11 -o requirements/serving.txt
 
 .PHONY: train
 train: ## Train, evaluate and save a model store entry (wine_quality:<version>)
@@ -42,9 +40,12 @@ train-if-missing:
 evaluate: ## Evaluate both protocols per wine type and write docs/model.md
 	$(PY) -m training evaluate --output docs/model.md
 
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
 .PHONY: serve
-serve: train-if-missing ## Train if no model is in the store, then serve on 127.0.0.1:3000
-	$(BENTOML) serve bento.service:WineQualityService --host 127.0.0.1 --port 3000
+serve: train-if-missing ## Train if no model is in the store, then serve on $(HOST):$(PORT)
+	$(BENTOML) serve bento.service:WineQualityService --host $(HOST) --port $(PORT)
 
 .PHONY: build
 build: train-if-missing ## bentoml build: a bento carrying the service and the model

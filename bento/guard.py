@@ -20,7 +20,7 @@ from bento.errors import ApiError, field_errors
 from bento.schemas import BatchPredictRequest, PredictRequest
 from bento.settings import ServiceSettings
 from bento.state import STATE, ServingState
-from training.features import FEATURE_NAMES, WINE_TYPE_FIELD
+from training.features import WINE_TYPE_FIELD, encode_row
 
 logger = logging.getLogger("bentoml.wineq")
 
@@ -61,8 +61,7 @@ def json_depth(value: Any) -> int:
 
 def _encode(features: BaseModel, request_id: str | None) -> Row:
     values = features.__dict__
-    is_white = 1.0 if values[WINE_TYPE_FIELD] == "white" else 0.0
-    return Row((*(float(values[name]) for name in FEATURE_NAMES), is_white), request_id)
+    return Row(tuple(encode_row(values, values[WINE_TYPE_FIELD])), request_id)
 
 
 class RequestGuard:
@@ -74,6 +73,8 @@ class RequestGuard:
         self.app = app
         self.settings = settings
         self.state = state
+        # Prediction requests between arrival and answer; health checks are never shed.
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
@@ -85,13 +86,27 @@ class RequestGuard:
         if scope["method"] != "POST" or path not in (PREDICT_ROUTE, BATCH_ROUTE):
             await self.app(scope, receive, send)
             return
-        try:
-            body = await self._read_body(scope, receive)
-            scope[ROWS_SCOPE_KEY] = self._parse(path, body)
-        except ApiError as exc:
-            await self._respond(send, exc)
+        if self.in_flight >= self.settings.max_concurrency:
+            await self._respond(
+                send,
+                ApiError(
+                    "overloaded",
+                    "too many requests in progress, retry shortly",
+                    [("service", f"at most {self.settings.max_concurrency} in progress")],
+                ),
+            )
             return
-        await self.app(scope, _replay(body, receive), self._shape_errors(send))
+        self.in_flight += 1
+        try:
+            try:
+                body = await self._read_body(scope, receive)
+                scope[ROWS_SCOPE_KEY] = self._parse(path, body)
+            except ApiError as exc:
+                await self._respond(send, exc)
+                return
+            await self.app(scope, _replay(body, receive), self._shape_errors(send))
+        finally:
+            self.in_flight -= 1
 
     def _stamp_version(self, send: Send) -> Send:
         async def stamped(message: Message) -> None:
@@ -179,15 +194,23 @@ class RequestGuard:
             payload = json.loads(body)
         except RecursionError:
             raise self._too_deep() from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+        except ValueError as exc:
+            if isinstance(exc, json.JSONDecodeError):
+                reason = exc.msg
+            elif isinstance(exc, UnicodeDecodeError):
+                reason = "not UTF-8 text"
+            else:  # e.g. an integer literal longer than Python converts
+                reason = "a value could not be read as a number"
             raise ApiError(
                 "malformed_json", "the body is not valid JSON", [("body", reason)]
             ) from None
         if json_depth(payload) > self.settings.max_json_depth:
             raise self._too_deep()
         if not self.state.ready:
-            raise ApiError("not_ready", "the model is not loaded yet", [("service", "not ready")])
+            reason = "model failed to load" if self.state.failure else "model still loading"
+            raise ApiError(
+                "not_ready", "the service is not ready to predict", [("service", reason)]
+            )
         if path == BATCH_ROUTE:
             return self._parse_batch(payload)
         try:
@@ -228,16 +251,13 @@ class RequestGuard:
         if error.status >= 500:
             logger.warning("Refused a request: %s", error.message)
         body = error.body()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if error.status == 503:
+            headers.append((b"retry-after", b"1"))
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 

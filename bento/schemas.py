@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
@@ -12,6 +12,7 @@ from training.features import (
     EXAMPLE_FEATURES,
     FEATURES,
     WINE_TYPE_FIELD,
+    WineType,
     cross_field_violations,
 )
 
@@ -50,7 +51,7 @@ def _feature_fields() -> dict[str, Any]:
         for feature in FEATURES
     }
     fields[WINE_TYPE_FIELD] = (
-        Literal["red", "white"],
+        WineType,
         Field(DEFAULT_WINE_TYPE, description="Which of the two UCI wines this sample is."),
     )
     return fields
@@ -113,18 +114,3 @@ class Prediction(BaseModel):
         description="Features outside the range seen in training (still predicted)."
     )
     request_id: str | None = Field(None, description="The request's request_id, if any.")
-
-
-class FieldError(BaseModel):
-    """One reason a request was refused."""
-
-    field: str
-    reason: str
-
-
-class ErrorResponse(BaseModel):
-    """Body of every 4xx/5xx answer: a code, a sentence and per-field reasons."""
-
-    error: str
-    message: str
-    detail: list[FieldError] = Field(default_factory=list)

@@ -8,15 +8,15 @@ hands the encoded rows to the APIs through custom IO specs (see ``bento/io.py``)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
-import threading
 from types import FrameType
 from typing import Any
 
 import bentoml
 
-from bento.guard import RequestGuard, Row
+from bento.guard import BATCH_ROUTE, PREDICT_ROUTE, RequestGuard, Row
 from bento.io import BatchInputSpec, BatchOutputSpec, PredictInputSpec, PredictOutputSpec
 from bento.settings import ServiceSettings, get_settings
 from bento.state import STATE
@@ -31,7 +31,8 @@ SETTINGS: ServiceSettings = get_settings()
 @bentoml.service(
     name="wine_quality",
     workers=1,
-    traffic={"timeout": 30, "max_concurrency": SETTINGS.max_concurrency},
+    # Concurrency is limited by RequestGuard, so refusals keep the project's error shape.
+    traffic={"timeout": 30},
     http={"port": 3000},
     metrics={"enabled": True},
 )
@@ -57,7 +58,7 @@ class WineQualityService:
         return STATE.serving
 
     @bentoml.api(
-        route="/predict",
+        route=PREDICT_ROUTE,
         batchable=True,
         max_batch_size=SETTINGS.batch_max_size,
         max_latency_ms=SETTINGS.batch_max_latency_ms,
@@ -69,7 +70,7 @@ class WineQualityService:
         return await self._score(rows)
 
     @bentoml.api(
-        route="/predict/batch",
+        route=BATCH_ROUTE,
         batchable=True,
         max_batch_size=SETTINGS.batch_max_size,
         max_latency_ms=SETTINGS.batch_max_latency_ms,
@@ -94,15 +95,25 @@ class WineQualityService:
         previous = signal.getsignal(signal.SIGTERM)
         drain = self.settings.drain_seconds
 
+        def stop(signum: int, frame: FrameType | None) -> None:
+            if callable(previous):
+                previous(signum, frame)
+            else:  # no server handler to chain to: die the default way
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+
         def on_sigterm(signum: int, frame: FrameType | None) -> None:
             if STATE.draining:
                 return
             STATE.draining = True
             logger.info("SIGTERM: readiness is now 503; draining for %.1f s", drain)
-            if callable(previous):
-                timer = threading.Timer(drain, previous, args=(signum, frame))
-                timer.daemon = True
-                timer.start()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                stop(signum, frame)
+                return
+            # Thread-safe scheduling wakes the loop even while it waits for I/O.
+            loop.call_soon_threadsafe(loop.call_later, drain, stop, signum, frame)
 
         signal.signal(signal.SIGTERM, on_sigterm)
 

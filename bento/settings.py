@@ -48,15 +48,14 @@ class ServiceSettings(BaseSettings):
         description="Latency budget of the adaptive batcher before it sheds load (503).",
     )
     max_concurrency: int = Field(
-        256, ge=1, description="Requests in progress per worker before new ones get 503."
+        256,
+        ge=1,
+        description="Prediction requests in progress per worker before new ones get 503.",
     )
     drain_seconds: float = Field(
         5.0,
         ge=0,
         description="After SIGTERM: seconds /readyz answers 503 while requests are still served.",
-    )
-    service_name: str = Field(
-        "wine-quality", description="Service name used in logs and metric dimensions."
     )
     model_s3_uri: str | None = Field(
         None,

@@ -6,7 +6,7 @@ fills it in and the ASGI middleware only reads it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -17,8 +17,6 @@ class ServingState:
     ready: bool = False
     draining: bool = False
     failure: str | None = None
-    feature_lows: tuple[float, ...] = field(default_factory=tuple)
-    feature_highs: tuple[float, ...] = field(default_factory=tuple)
 
     @property
     def serving(self) -> bool:

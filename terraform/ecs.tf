@@ -13,7 +13,6 @@ locals {
   # Every name here is a field of bento/settings.py:ServiceSettings with the WINEQ_
   # prefix; tests/infra reads that class and fails on any other name.
   container_environment = {
-    WINEQ_SERVICE_NAME         = local.name
     WINEQ_ENGINE               = var.inference_engine
     WINEQ_MAX_BATCH_ROWS       = tostring(var.max_batch_rows)
     WINEQ_BATCH_MAX_SIZE       = tostring(var.batch_max_size)
@@ -32,7 +31,7 @@ locals {
 }
 
 resource "aws_ecs_task_definition" "service" {
-  # checkov:skip=CKV_AWS_336: BentoML writes its Prometheus multiprocess files and the optional S3 model cache at run time; a read-only root would need volumes over $BENTOML_HOME, which holds the bundled model.
+  # checkov:skip=CKV_AWS_336: The bento's model store under $BENTO_PATH/models must stay writable (a model pulled from S3 at start-up, WINEQ_MODEL_S3_URI, is imported there) and BentoML writes Prometheus multiprocess files under $BENTOML_HOME (/tmp/bentoml).
   family                   = local.name
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"

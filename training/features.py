@@ -103,7 +103,6 @@ FEATURES: Final[tuple[Feature, ...]] = (
 )
 
 FEATURE_NAMES: Final[tuple[str, ...]] = tuple(f.name for f in FEATURES)
-FEATURES_BY_NAME: Final[dict[str, Feature]] = {f.name: f for f in FEATURES}
 CSV_HEADER_TO_NAME: Final[dict[str, str]] = {f.csv_header: f.name for f in FEATURES}
 
 # The model sees the 11 measurements followed by a 0/1 encoding of the wine type.
@@ -148,18 +147,3 @@ def cross_field_violations(row: Mapping[str, float]) -> list[tuple[str, str]]:
 def encode_row(row: Mapping[str, float], wine_type: str) -> list[float]:
     """Encode one row as the model's input vector, in MODEL_COLUMNS order."""
     return [float(row[name]) for name in FEATURE_NAMES] + [1.0 if wine_type == "white" else 0.0]
-
-
-def out_of_range(
-    row: Mapping[str, float], ranges: Mapping[str, tuple[float, float] | list[float]]
-) -> list[str]:
-    """Names of the features whose value lies outside the training data's [min, max]."""
-    flagged: list[str] = []
-    for name in FEATURE_NAMES:
-        bounds = ranges.get(name)
-        if bounds is None:
-            continue
-        low, high = bounds
-        if not low <= row[name] <= high:
-            flagged.append(name)
-    return flagged

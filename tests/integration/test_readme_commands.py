@@ -11,17 +11,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.server import REPO_ROOT
+from tests.fixtures.server import REPO_ROOT, free_port
 from training.features import EXAMPLE_FEATURES
 
 pytestmark = pytest.mark.integration
-
-URL = "http://127.0.0.1:3000"
 
 
 def test_make_serve_trains_when_the_store_is_empty_then_serves(
     tmp_path: Path, data_dir: Path
 ) -> None:
+    port = free_port()  # `make serve` defaults to 3000; a test must not depend on it being free
+    url = f"http://127.0.0.1:{port}"
     home = tmp_path / "bentoml_home"
     env = {
         **os.environ,
@@ -31,7 +31,7 @@ def test_make_serve_trains_when_the_store_is_empty_then_serves(
     }
     log = (tmp_path / "make-serve.log").open("wb")
     process = subprocess.Popen(
-        ["make", "serve"],
+        ["make", "serve", f"PORT={port}"],
         cwd=REPO_ROOT,
         env=env,
         stdout=log,
@@ -44,12 +44,12 @@ def test_make_serve_trains_when_the_store_is_empty_then_serves(
             assert process.poll() is None, (tmp_path / "make-serve.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "make serve never became ready"
             try:
-                if httpx.get(f"{URL}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             time.sleep(0.5)
-        response = httpx.post(f"{URL}/predict", json={"features": EXAMPLE_FEATURES})
+        response = httpx.post(f"{url}/predict", json={"features": EXAMPLE_FEATURES})
         assert response.status_code == 200
         assert {"prediction", "confidence", "probabilities", "model_version"} <= set(
             response.json()

@@ -8,7 +8,15 @@ import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Debian's chromium here; GitHub's Ubuntu runners ship Google Chrome instead.
+CHROMIUM = next(
+    (
+        path
+        for name in ("chromium", "chromium-browser", "google-chrome")
+        if (path := shutil.which(name))
+    ),
+    "/usr/bin/chromium",
+)
 
 
 def test_try_it_out_on_predict_returns_200(service_url: str) -> None:
