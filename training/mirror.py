@@ -2,9 +2,9 @@
 
 Layout of the mirror (built only by :class:`MirrorLayout`)::
 
-    s3://<bucket>/<prefix>/<model_name>/<version>/model.bentomodel   exported entry
-    s3://<bucket>/<prefix>/<model_name>/<version>/manifest.json      written last
-    s3://<bucket>/<prefix>/<model_name>/champion.json                mutable pointer
+    s3://<bucket>/<prefix>/<model_name>/<version>/model-<sha256>.bentomodel   exported entry
+    s3://<bucket>/<prefix>/<model_name>/<version>/manifest.json               written last
+    s3://<bucket>/<prefix>/<model_name>/champion.json                         mutable pointer
 
 A version is visible only once its manifest exists, and a manifest is never replaced:
 pushing a version again is a no-op when the model directory's content digest matches
@@ -12,6 +12,10 @@ the manifest and a :class:`VersionConflictError` otherwise.  Exports are not com
 byte for byte because the tarball records file mtimes, which change when an entry is
 imported into another store; the content digest (every file's path and sha256,
 ``model.yaml`` with labels, metadata and creation time included) does not.
+
+The export is stored under its own sha256 and the manifest names that file, so two
+pushes of one version that race never write different bytes to the same key: the
+loser's upload lands beside the winner's, whose manifest still matches its artifact.
 
 Credentials come from the standard AWS chain and the endpoint from boto3's standard
 ``AWS_ENDPOINT_URL``.  The serving image imports this module at start-up, so it
@@ -44,7 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 logger = logging.getLogger(__name__)
 
 MODEL_NAME: Final = "wine_quality"
-ARTIFACT_FILENAME: Final = "model.bentomodel"
+ARTIFACT_FILENAME: Final = "model.bentomodel"  # local file; in S3: artifact_filename(sha256)
 MANIFEST_FILENAME: Final = "manifest.json"
 CHAMPION_FILENAME: Final = "champion.json"
 MANIFEST_SCHEMA_VERSION: Final = 1
@@ -58,6 +62,8 @@ DEFAULT_MAX_ATTEMPTS: Final = 5
 _NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256_RE: Final = re.compile(r"^[0-9a-f]{64}$")
 _MISSING_KEY_CODES: Final = frozenset({"NoSuchKey", "404", "NotFound"})
+# Without s3:ListBucket (the service's task role) S3 answers a missing key with 403.
+_DENIED_CODES: Final = frozenset({"AccessDenied", "403", "Forbidden"})
 _HASH_CHUNK: Final = MIB
 
 
@@ -78,7 +84,11 @@ class LocalModelNotFoundError(MirrorError):
 
 
 class VersionNotFoundError(MirrorError):
-    """No complete version (no manifest) exists in the mirror."""
+    """No complete version (no manifest) exists in the mirror, or its manifest is not readable.
+
+    A reader without ``s3:ListBucket`` gets AccessDenied for a missing key, so the two
+    cannot be told apart and are reported alike.
+    """
 
 
 class ChampionNotSetError(MirrorError):
@@ -111,6 +121,20 @@ def _check_name(kind: str, value: str) -> str:
     return value
 
 
+def artifact_filename(sha256: str) -> str:
+    """Content-addressed file name of an export: different bytes never share a key."""
+    if not _SHA256_RE.fullmatch(sha256):
+        raise InvalidNameError(f"invalid artifact sha256 {sha256!r}: expected 64 hex digits")
+    return f"model-{sha256}.bentomodel"
+
+
+def _check_artifact_filename(filename: str) -> str:
+    """One key segment, and not one of the mirror's own JSON files."""
+    if filename in (MANIFEST_FILENAME, CHAMPION_FILENAME):
+        raise InvalidNameError(f"invalid artifact filename {filename!r}")
+    return _check_name("artifact filename", filename)
+
+
 @dataclass(frozen=True)
 class MirrorLayout:
     """The one description of where a model's versions live in the bucket."""
@@ -134,9 +158,9 @@ class MirrorLayout:
         """Key prefix of one version (ends with '/')."""
         return f"{self.model_root}{_check_name('version', version)}/"
 
-    def artifact_key(self, version: str) -> str:
-        """Key of a version's exported model."""
-        return self.version_prefix(version) + ARTIFACT_FILENAME
+    def artifact_key(self, version: str, filename: str) -> str:
+        """Key of a version's exported model, ``filename`` as its manifest records it."""
+        return self.version_prefix(version) + _check_artifact_filename(filename)
 
     def manifest_key(self, version: str) -> str:
         """Key of a version's manifest."""
@@ -214,6 +238,7 @@ class Manifest:
     artifact_sha256: str
     artifact_size: int
     content_sha256: str
+    artifact_filename: str
     files: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     data_sha256: str | None = None
@@ -231,7 +256,7 @@ class Manifest:
             "tag": self.tag,
             "version": self.version,
             "artifact": {
-                "filename": ARTIFACT_FILENAME,
+                "filename": self.artifact_filename,
                 "sha256": self.artifact_sha256,
                 "size": self.artifact_size,
             },
@@ -258,6 +283,7 @@ class Manifest:
                 artifact_sha256=str(artifact["sha256"]),
                 artifact_size=artifact["size"],
                 content_sha256=str(doc["content_sha256"]),
+                artifact_filename=str(artifact["filename"]),
                 files=dict(doc.get("files") or {}),
                 metrics=dict(doc.get("metrics") or {}),
                 data_sha256=doc.get("data_sha256"),
@@ -277,6 +303,10 @@ class Manifest:
             raise ManifestError("malformed manifest: sha256 fields must be 64 hex digits")
         if type(manifest.artifact_size) is not int or manifest.artifact_size < 0:
             raise ManifestError("malformed manifest: artifact size must be a whole number")
+        try:
+            _check_artifact_filename(manifest.artifact_filename)
+        except InvalidNameError as exc:
+            raise ManifestError(f"malformed manifest: {exc}") from None
         if manifest.tag != f"{manifest.tag.partition(':')[0]}:{manifest.version}":
             raise ManifestError(
                 f"malformed manifest: tag {manifest.tag!r} does not carry version "
@@ -343,6 +373,14 @@ def _is_missing(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code")) in _MISSING_KEY_CODES
 
 
+def _is_denied(exc: BaseException | None) -> bool:
+    """True for a 403 from S3 (AccessDenied): what a missing key looks like without ListBucket."""
+    # Not every 403: InvalidAccessKeyId or SignatureDoesNotMatch are credential problems.
+    if not isinstance(exc, ClientError):
+        return False
+    return str(exc.response.get("Error", {}).get("Code")) in _DENIED_CODES
+
+
 def _get_json(client: Any, bucket: str, key: str) -> Any | None:
     """Read a small JSON object; None when the key does not exist."""
     with _s3_errors(f"reading s3://{bucket}/{key}"):
@@ -378,10 +416,24 @@ def _read_manifest(client: Any, layout: MirrorLayout, version: str) -> Manifest 
 
 
 def _require_manifest(client: Any, layout: MirrorLayout, version: str) -> Manifest:
-    manifest = _read_manifest(client, layout, version)
+    """The version's manifest; VersionNotFoundError when it is missing or access is denied."""
+    try:
+        manifest = _read_manifest(client, layout, version)
+    except S3AccessError as exc:
+        if not _is_denied(exc.__cause__):
+            raise
+        raise VersionNotFoundError(_version_not_found(layout, version)) from exc
     if manifest is None:
-        raise VersionNotFoundError(f"no version {version!r} at {layout.version_uri(version)}")
+        raise VersionNotFoundError(_version_not_found(layout, version))
     return manifest
+
+
+def _version_not_found(layout: MirrorLayout, version: str) -> str:
+    return (
+        f"version {version!r} not found or not readable at {layout.version_uri(version)} "
+        f"(no readable s3://{layout.bucket}/{layout.manifest_key(version)}; "
+        "without s3:ListBucket S3 reports a missing key as AccessDenied)"
+    )
 
 
 def _read_champion(client: Any, layout: MirrorLayout) -> str | None:
@@ -423,12 +475,14 @@ def _build_manifest(
 ) -> Manifest:
     metadata: Mapping[str, Any] = model.info.metadata or {}
     created_at = metadata.get("created_at") or model.creation_time.isoformat()
+    artifact_sha256 = file_sha256(artifact)
     return Manifest(
         tag=str(model.tag),
         version=str(model.tag.version),
-        artifact_sha256=file_sha256(artifact),
+        artifact_sha256=artifact_sha256,
         artifact_size=artifact.stat().st_size,
         content_sha256=content_sha256,
+        artifact_filename=artifact_filename(artifact_sha256),
         files=files,
         metrics=dict(metadata.get("metrics") or {}),
         data_sha256=metadata.get("data_sha256"),
@@ -477,17 +531,20 @@ def push(
             bentoml.models.export_model(str(model.tag), str(Path(tmp) / ARTIFACT_FILENAME))
         )
         manifest = _build_manifest(model, artifact, content_sha256, files)
-        with _s3_errors(f"uploading {layout.artifact_key(version)}"):
+        # A content-addressed key: a racing pusher's different bytes go to another key.
+        artifact_key = layout.artifact_key(version, manifest.artifact_filename)
+        with _s3_errors(f"uploading {artifact_key}"):
             client.upload_file(
                 str(artifact),
                 layout.bucket,
-                layout.artifact_key(version),
+                artifact_key,
                 ExtraArgs={"ContentType": "application/x-xz"},
                 Config=_transfer_config(multipart_threshold),
             )
 
     # The manifest goes last and only if absent, so a version becomes visible once,
-    # complete; a concurrent pusher that wins the race is compared like any other.
+    # complete; a concurrent pusher that wins the race is compared like any other, and
+    # our artifact, under its own key, is left unreferenced beside the winner's.
     try:
         with _s3_errors(f"writing {layout.manifest_key(version)}"):
             client.put_object(
@@ -531,13 +588,14 @@ def _verify_download(path: Path, manifest: Manifest, uri: str) -> None:
     size = path.stat().st_size
     if size != manifest.artifact_size:
         raise ArtifactIntegrityError(
-            f"{uri}{ARTIFACT_FILENAME} is {size} bytes, manifest says {manifest.artifact_size}; "
+            f"{uri}{manifest.artifact_filename} is {size} bytes, "
+            f"manifest says {manifest.artifact_size}; "
             "refusing to import (truncated or replaced object)"
         )
     sha256 = file_sha256(path)
     if sha256 != manifest.artifact_sha256:
         raise ArtifactIntegrityError(
-            f"{uri}{ARTIFACT_FILENAME} has sha256 {sha256[:12]}…, manifest says "
+            f"{uri}{manifest.artifact_filename} has sha256 {sha256[:12]}…, manifest says "
             f"{manifest.artifact_sha256[:12]}…; refusing to import (corrupted or replaced object)"
         )
 
@@ -554,7 +612,7 @@ def _import_verified(path: Path, manifest: Manifest, uri: str) -> None:
     if str(imported.tag) != manifest.tag or digest != manifest.content_sha256:
         bentoml.models.delete(imported.tag)
         raise ArtifactIntegrityError(
-            f"{uri}{ARTIFACT_FILENAME} unpacked to {imported.tag} with content "
+            f"{uri}{manifest.artifact_filename} unpacked to {imported.tag} with content "
             f"{digest[:12]}, manifest says {manifest.tag} / {manifest.content_sha256[:12]}"
         )
 
@@ -589,10 +647,11 @@ def pull(
         os.makedirs(work_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="wineq-pull-", dir=work_dir) as tmp:
         artifact = Path(tmp) / ARTIFACT_FILENAME
-        with _s3_errors(f"downloading {layout.artifact_key(version)}"):
+        artifact_key = layout.artifact_key(version, manifest.artifact_filename)
+        with _s3_errors(f"downloading {artifact_key}"):
             client.download_file(
                 layout.bucket,
-                layout.artifact_key(version),
+                artifact_key,
                 str(artifact),
                 Config=_transfer_config(multipart_threshold),
             )

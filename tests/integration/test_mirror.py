@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,35 @@ def layout(bucket: str) -> mirror.MirrorLayout:
     return mirror.MirrorLayout(bucket, PREFIX)
 
 
+def stored_manifest(bucket: str, version: str) -> mirror.Manifest:
+    """The manifest of ``version`` as it is in the bucket."""
+    key = layout(bucket).manifest_key(version)
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return mirror.Manifest.from_dict(json.loads(body))
+
+
+def artifact_key(bucket: str, version: str) -> str:
+    """Key of the artifact that the version's manifest names."""
+    return layout(bucket).artifact_key(version, stored_manifest(bucket, version).artifact_filename)
+
+
+def keys_under(bucket: str, prefix: str) -> list[str]:
+    """Every key (current versions) under a prefix."""
+    listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(str(item["Key"]) for item in listing.get("Contents", []))
+
+
+def object_sha256(bucket: str, key: str) -> str:
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return hashlib.sha256(body).hexdigest()
+
+
+def orphan_key(bucket: str, version: str, content: bytes) -> str:
+    """Where an interrupted push (artifact uploaded, manifest never written) leaves its bytes."""
+    sha256 = hashlib.sha256(content).hexdigest()
+    return layout(bucket).artifact_key(version, mirror.artifact_filename(sha256))
+
+
 def test_push_then_pull_into_empty_store_restores_the_entry(s3_env: str, stores: Stores) -> None:
     tag = make_entry("v1")
     original = bentoml.models.get(tag)
@@ -119,8 +149,13 @@ def test_push_then_pull_into_empty_store_restores_the_entry(s3_env: str, stores:
     assert manifest["git_commit"] == "0123abcd"
     assert manifest["created_at"] == "2026-01-01T00:00:00+00:00"
     assert manifest["library_versions"]["scikit-learn"] == "1.5.2"
-    head = s3.head_object(Bucket=s3_env, Key=layout(s3_env).artifact_key("v1"))
+    # The artifact is stored under its own sha256, and the manifest names it.
+    assert manifest["artifact"]["filename"] == f"model-{manifest['artifact']['sha256']}.bentomodel"
+    key = artifact_key(s3_env, "v1")
+    assert key == f"models/wine_quality/v1/{manifest['artifact']['filename']}"
+    head = s3.head_object(Bucket=s3_env, Key=key)
     assert head["ContentLength"] == manifest["artifact"]["size"]
+    assert object_sha256(s3_env, key) == manifest["artifact"]["sha256"]
 
     empty = stores.use("b")
     assert snapshot(empty) == {}
@@ -140,7 +175,7 @@ def test_pull_refuses_a_tampered_artifact_and_leaves_the_store_untouched(
 ) -> None:
     tag = make_entry("v1")
     mirror.push(tag, s3_env, PREFIX)
-    key = layout(s3_env).artifact_key("v1")
+    key = artifact_key(s3_env, "v1")
     s3 = boto3.client("s3")
     genuine = s3.get_object(Bucket=s3_env, Key=key)["Body"].read()
     tampered = bytes([genuine[0] ^ 0xFF]) + genuine[1:]  # same size, different bytes
@@ -160,7 +195,7 @@ def test_pull_refuses_a_tampered_artifact_and_leaves_the_store_untouched(
 def test_pull_refuses_a_truncated_artifact(s3_env: str, stores: Stores) -> None:
     tag = make_entry("v1")
     mirror.push(tag, s3_env, PREFIX)
-    key = layout(s3_env).artifact_key("v1")
+    key = artifact_key(s3_env, "v1")
     s3 = boto3.client("s3")
     genuine = s3.get_object(Bucket=s3_env, Key=key)["Body"].read()
     s3.put_object(Bucket=s3_env, Key=key, Body=genuine[: len(genuine) // 2])
@@ -179,8 +214,9 @@ def test_second_identical_push_is_a_no_op(s3_env: str, stores: Stores) -> None:
 
     assert not second.uploaded
     assert second.manifest.artifact_sha256 == first.manifest.artifact_sha256
-    assert artifact_versions(s3_env, layout(s3_env).artifact_key("v1")) == 1
+    assert artifact_versions(s3_env, artifact_key(s3_env, "v1")) == 1
     assert artifact_versions(s3_env, layout(s3_env).manifest_key("v1")) == 1
+    assert len(keys_under(s3_env, layout(s3_env).version_prefix("v1"))) == 2
 
 
 def test_push_from_a_store_that_pulled_the_version_is_a_no_op(s3_env: str, stores: Stores) -> None:
@@ -195,7 +231,8 @@ def test_push_from_a_store_that_pulled_the_version_is_a_no_op(s3_env: str, store
     again = mirror.push(tag, s3_env, PREFIX)
 
     assert not again.uploaded
-    assert artifact_versions(s3_env, layout(s3_env).artifact_key("v1")) == 1
+    assert artifact_versions(s3_env, artifact_key(s3_env, "v1")) == 1
+    assert len(keys_under(s3_env, layout(s3_env).version_prefix("v1"))) == 2
 
 
 def test_push_of_different_content_under_an_existing_version_is_refused(
@@ -209,51 +246,75 @@ def test_push_of_different_content_under_an_existing_version_is_refused(
     with pytest.raises(mirror.VersionConflictError, match="different content"):
         mirror.push(tag, s3_env, PREFIX)
 
-    s3 = boto3.client("s3")
-    manifest = s3.get_object(Bucket=s3_env, Key=layout(s3_env).manifest_key("v1"))
-    assert json.loads(manifest["Body"].read())["content_sha256"] == first.manifest.content_sha256
-    assert artifact_versions(s3_env, layout(s3_env).artifact_key("v1")) == 1
+    assert stored_manifest(s3_env, "v1") == first.manifest
+    assert artifact_versions(s3_env, artifact_key(s3_env, "v1")) == 1
+    assert len(keys_under(s3_env, layout(s3_env).version_prefix("v1"))) == 2
 
 
-class RacingClient:
-    """The real S3 client, but another pusher's manifest lands right after our upload."""
+class UploadsAfterTheWinner:
+    """The real S3 client, but a whole competing push runs just before our artifact upload."""
 
-    def __init__(self, competitor_manifest: dict[str, Any], key: str) -> None:
+    def __init__(self, before_upload: Callable[[str], None]) -> None:
         self._client = mirror.make_s3_client()
-        self._manifest = competitor_manifest
-        self._key = key
+        self._before_upload = before_upload
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
     def upload_file(self, filename: str, bucket: str, key: str, **kwargs: Any) -> None:
+        self._before_upload(filename)
         self._client.upload_file(filename, bucket, key, **kwargs)
-        self._client.put_object(Bucket=bucket, Key=self._key, Body=json.dumps(self._manifest))
 
 
 @pytest.mark.parametrize("same_content", [True, False])
-def test_a_concurrent_push_that_wins_the_race_is_compared_not_overwritten(
+def test_a_push_that_loses_the_race_leaves_the_winners_artifact_pullable(
     s3_env: str, stores: Stores, same_content: bool
 ) -> None:
-    tag = make_entry("v1")
-    digest, _ = mirror.directory_digest(bentoml.models.get(tag).path)
-    competitor = {
-        "tag": tag,
-        "version": "v1",
-        "artifact": {"sha256": "e" * 64, "size": 1},
-        "content_sha256": digest if same_content else "f" * 64,
-    }
-    key = layout(s3_env).manifest_key("v1")
-    client = RacingClient(competitor, key)
+    """Two real pushes of v1: both find no manifest, the loser uploads after the winner.
 
+    The loser's store holds v1 either imported from the winner's (same content, but the
+    export differs in mtimes, so in bytes) or retrained (different content).
+    """
+    tag = make_entry("v1")
     if same_content:
-        assert not mirror.push(tag, s3_env, PREFIX, s3_client=client).uploaded
+        export = bentoml.models.export_model(tag, str(stores.root / "v1.bentomodel"))
+        stores.use("b")
+        bentoml.models.import_model(export)
+    else:
+        stores.use("b")
+        make_entry("v1", files={"model.onnx": b"retrained", "model.joblib": b"other"})
+    winners: list[mirror.PushResult] = []
+
+    def winner_pushes_first(loser_export: str) -> None:
+        stores.use("a")
+        winners.append(mirror.push(tag, s3_env, PREFIX))
+        stores.use("b")
+        assert mirror.file_sha256(loser_export) != winners[0].manifest.artifact_sha256
+
+    loser_client = UploadsAfterTheWinner(winner_pushes_first)
+    if same_content:
+        lost = mirror.push(tag, s3_env, PREFIX, s3_client=loser_client)
+        assert not lost.uploaded
     else:
         with pytest.raises(mirror.VersionConflictError):
-            mirror.push(tag, s3_env, PREFIX, s3_client=client)
-    stored = boto3.client("s3").get_object(Bucket=s3_env, Key=key)["Body"].read()
-    assert json.loads(stored) == competitor
+            mirror.push(tag, s3_env, PREFIX, s3_client=loser_client)
+
+    (winner,) = winners
+    assert winner.uploaded
+    # The winner's artifact still verifies and pulls into an empty store.
+    models = stores.use("c")
+    assert mirror.pull(s3_env, PREFIX, "v1") == tag
+    for name, content in ORIGINAL_FILES.items():
+        assert Path(bentoml.models.get(tag).path_of(name)).read_bytes() == content
+    assert mirror.directory_digest(models / "wine_quality" / "v1")[0] == (
+        winner.manifest.content_sha256
+    )
+    # Nothing was overwritten: the manifest is the winner's, and so are its artifact's bytes.
+    assert stored_manifest(s3_env, "v1") == winner.manifest
+    key = artifact_key(s3_env, "v1")
+    assert object_sha256(s3_env, key) == winner.manifest.artifact_sha256
     assert artifact_versions(s3_env, key) == 1
+    assert artifact_versions(s3_env, layout(s3_env).manifest_key("v1")) == 1
 
 
 def test_promote_then_pull_without_version_takes_the_champion(s3_env: str, stores: Stores) -> None:
@@ -277,7 +338,7 @@ def test_promote_refuses_a_version_without_manifest(s3_env: str, stores: Stores)
     mirror.promote(s3_env, PREFIX, "v1")
     s3 = boto3.client("s3")
     # An interrupted push: the artifact is there, the manifest never arrived.
-    s3.put_object(Bucket=s3_env, Key=layout(s3_env).artifact_key("v2"), Body=b"partial")
+    s3.put_object(Bucket=s3_env, Key=orphan_key(s3_env, "v2", b"partial"), Body=b"partial")
 
     for version in ("v2", "v9"):
         with pytest.raises(mirror.VersionNotFoundError):
@@ -297,7 +358,7 @@ def test_list_versions_reports_metrics_created_at_and_champion(s3_env: str, stor
         PREFIX,
     )
     boto3.client("s3").put_object(
-        Bucket=s3_env, Key=layout(s3_env).artifact_key("v3"), Body=b"interrupted push"
+        Bucket=s3_env, Key=orphan_key(s3_env, "v3", b"interrupted push"), Body=b"interrupted push"
     )
     assert [v.is_champion for v in mirror.list_versions(s3_env, PREFIX)] == [False, False]
 
@@ -319,7 +380,7 @@ def test_large_artifact_goes_through_multipart_upload_and_download(
 
     result = mirror.push(tag, s3_env, PREFIX, multipart_threshold=mirror.MIB)
 
-    head = boto3.client("s3").head_object(Bucket=s3_env, Key=layout(s3_env).artifact_key("big"))
+    head = boto3.client("s3").head_object(Bucket=s3_env, Key=artifact_key(s3_env, "big"))
     assert head["ETag"].strip('"').endswith("-2"), head["ETag"]  # two parts: 5 MiB + rest
     assert head["ContentLength"] == result.manifest.artifact_size
     stores.use("b")
@@ -333,9 +394,7 @@ def test_pull_of_a_version_already_in_the_store_does_not_download(
     tag = make_entry("v1")
     mirror.push(tag, s3_env, PREFIX)
     # Were pull to download, this would make it fail.
-    boto3.client("s3").put_object(
-        Bucket=s3_env, Key=layout(s3_env).artifact_key("v1"), Body=b"garbage"
-    )
+    boto3.client("s3").put_object(Bucket=s3_env, Key=artifact_key(s3_env, "v1"), Body=b"garbage")
     models = stores.use("a")
     before = snapshot(models)
 

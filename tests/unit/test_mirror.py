@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from training import mirror, mirror_cli
 
@@ -22,7 +24,7 @@ def manifest_doc(**overrides: Any) -> dict[str, Any]:
         "schema_version": 1,
         "tag": "wine_quality:v1",
         "version": "v1",
-        "artifact": {"filename": "model.bentomodel", "sha256": SHA_A, "size": 123},
+        "artifact": {"filename": f"model-{SHA_A}.bentomodel", "sha256": SHA_A, "size": 123},
         "content_sha256": SHA_B,
         "metrics": {"accuracy": 0.6},
     }
@@ -38,7 +40,10 @@ def test_layout_builds_every_key_from_one_place(prefix: str, root: str) -> None:
     layout = mirror.MirrorLayout("bucket", prefix)
 
     assert layout.model_root == f"{root}wine_quality/"
-    assert layout.artifact_key("v1") == f"{root}wine_quality/v1/model.bentomodel"
+    assert (
+        layout.artifact_key("v1", mirror.artifact_filename(SHA_A))
+        == f"{root}wine_quality/v1/model-{SHA_A}.bentomodel"
+    )
     assert layout.manifest_key("v1") == f"{root}wine_quality/v1/manifest.json"
     assert layout.champion_key == f"{root}wine_quality/champion.json"
     assert layout.version_uri("v1") == f"s3://bucket/{root}wine_quality/v1/"
@@ -47,7 +52,20 @@ def test_layout_builds_every_key_from_one_place(prefix: str, root: str) -> None:
 @pytest.mark.parametrize("version", ["", "../v1", "a/b", "v 1", ".hidden", "champion.json/x"])
 def test_layout_refuses_versions_that_are_not_one_key_segment(version: str) -> None:
     with pytest.raises(mirror.InvalidNameError):
-        mirror.MirrorLayout("bucket").artifact_key(version)
+        mirror.MirrorLayout("bucket").artifact_key(version, mirror.artifact_filename(SHA_A))
+
+
+@pytest.mark.parametrize("filename", ["", "../x", "a/b", "manifest.json", "champion.json"])
+def test_layout_refuses_artifact_filenames_outside_the_version(filename: str) -> None:
+    with pytest.raises(mirror.InvalidNameError):
+        mirror.MirrorLayout("bucket").artifact_key("v1", filename)
+
+
+def test_artifact_filename_is_addressed_by_content() -> None:
+    assert mirror.artifact_filename(SHA_A) == f"model-{SHA_A}.bentomodel"
+    assert mirror.artifact_filename(SHA_A) != mirror.artifact_filename(SHA_B)
+    with pytest.raises(mirror.InvalidNameError):
+        mirror.artifact_filename("../" + SHA_A[3:])
 
 
 @pytest.mark.parametrize("prefix", ["models", "team/models", ""])
@@ -123,7 +141,16 @@ def test_manifest_round_trips_through_its_json_document() -> None:
 
     assert manifest.tag == "wine_quality:v1"
     assert manifest.artifact_size == 123
+    assert manifest.artifact_filename == f"model-{SHA_A}.bentomodel"
     assert mirror.Manifest.from_dict(manifest.to_dict()) == manifest
+
+
+def test_manifest_of_an_earlier_push_with_a_fixed_artifact_name_is_still_read() -> None:
+    doc = manifest_doc(artifact={"filename": "model.bentomodel", "sha256": SHA_A, "size": 1})
+    manifest = mirror.Manifest.from_dict(doc)
+    assert mirror.MirrorLayout("b").artifact_key("v1", manifest.artifact_filename) == (
+        "models/wine_quality/v1/model.bentomodel"
+    )
 
 
 @pytest.mark.parametrize(
@@ -134,6 +161,9 @@ def test_manifest_round_trips_through_its_json_document() -> None:
         {"artifact": {"sha256": "not-hex", "size": 1}},
         {"artifact": {"sha256": SHA_A, "size": -1}},
         {"artifact": {"sha256": SHA_A, "size": "12"}},
+        {"artifact": {"sha256": SHA_A, "size": 1}},  # no filename
+        {"artifact": {"filename": "../../other/model.bentomodel", "sha256": SHA_A, "size": 1}},
+        {"artifact": {"filename": "manifest.json", "sha256": SHA_A, "size": 1}},
         {"content_sha256": "short"},
         {"version": "v2"},  # tag and version disagree
     ],
@@ -148,6 +178,55 @@ def test_manifest_without_a_tag_is_refused() -> None:
     del doc["tag"]
     with pytest.raises(mirror.ManifestError, match="tag"):
         mirror.Manifest.from_dict(doc)
+
+
+def stubbed_s3() -> tuple[Any, Stubber]:
+    """A real boto3 S3 client whose answers the test scripts (no network)."""
+    client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return client, Stubber(client)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("AccessDenied", 403),  # what the task role (no s3:ListBucket) gets for a missing key
+        ("NoSuchKey", 404),
+    ],
+)
+def test_pull_of_a_missing_or_unreadable_manifest_is_version_not_found(
+    code: str, status: int
+) -> None:
+    client, stub = stubbed_s3()
+    key = "models/wine_quality/v9/manifest.json"
+    stub.add_client_error(
+        "get_object",
+        service_error_code=code,
+        http_status_code=status,
+        expected_params={"Bucket": "bucket", "Key": key},
+    )
+
+    with stub, pytest.raises(mirror.VersionNotFoundError) as caught:
+        mirror.pull("bucket", "models", "v9", s3_client=client)
+
+    assert "'v9' not found or not readable" in str(caught.value)
+    assert f"s3://bucket/{key}" in str(caught.value)
+    stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("code", ["InvalidAccessKeyId", "SignatureDoesNotMatch"])
+def test_pull_reports_credential_failures_on_the_manifest_as_access_errors(code: str) -> None:
+    """Other 403s are not a missing version: the message must point at the credentials."""
+    client, stub = stubbed_s3()
+    stub.add_client_error("get_object", service_error_code=code, http_status_code=403)
+
+    with stub, pytest.raises(mirror.S3AccessError, match=code):
+        mirror.pull("bucket", "models", "v9", s3_client=client)
 
 
 def test_s3_client_takes_endpoint_from_aws_env_and_retries(
