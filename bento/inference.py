@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from training.checksums import sha256_file
 from training.features import FEATURE_NAMES, MODEL_COLUMNS
 
 logger = logging.getLogger("bentoml.wineq")
@@ -77,15 +77,6 @@ class LoadedModel:
     classes: tuple[int, ...]
     feature_ranges: dict[str, tuple[float, float]]
     engine: Engine
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_model(model: Any, engine_name: str) -> LoadedModel:

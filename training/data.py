@@ -20,6 +20,7 @@ from typing import Final
 
 import pandas as pd
 
+from training.checksums import sha256_file
 from training.features import CSV_HEADER_TO_NAME, FEATURE_NAMES, TARGET, WINE_TYPE_FIELD, WINE_TYPES
 from training.settings import TrainingSettings
 
@@ -75,15 +76,6 @@ class WineData:
         """Row count per wine type."""
         counts = self.frame[WINE_TYPE_FIELD].value_counts()
         return {wine_type: int(counts.get(wine_type, 0)) for wine_type in WINE_TYPES}
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def combined_sha256(file_sha256: dict[str, str]) -> str:

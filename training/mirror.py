@@ -45,6 +45,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from training.checksums import sha256_file
+
 logger = logging.getLogger(__name__)
 
 MODEL_NAME: Final = "wine_quality"
@@ -64,7 +66,6 @@ _SHA256_RE: Final = re.compile(r"^[0-9a-f]{64}$")
 _MISSING_KEY_CODES: Final = frozenset({"NoSuchKey", "404", "NotFound"})
 # Without s3:ListBucket (the service's task role) S3 answers a missing key with 403.
 _DENIED_CODES: Final = frozenset({"AccessDenied", "403", "Forbidden"})
-_HASH_CHUNK: Final = MIB
 
 
 class MirrorError(Exception):
@@ -204,15 +205,6 @@ def parse_s3_uri(uri: str) -> ModelLocation:
     return ModelLocation(layout, version)
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def directory_digest(root: str | os.PathLike[str]) -> tuple[str, dict[str, str]]:
     """Content digest of a directory and its files' sha256, keyed by POSIX relative path.
 
@@ -221,7 +213,7 @@ def directory_digest(root: str | os.PathLike[str]) -> tuple[str, dict[str, str]]
     """
     base = Path(root)
     files = {
-        path.relative_to(base).as_posix(): file_sha256(path)
+        path.relative_to(base).as_posix(): sha256_file(path)
         for path in sorted(base.rglob("*"))
         if path.is_file()
     }
@@ -475,7 +467,7 @@ def _build_manifest(
 ) -> Manifest:
     metadata: Mapping[str, Any] = model.info.metadata or {}
     created_at = metadata.get("created_at") or model.creation_time.isoformat()
-    artifact_sha256 = file_sha256(artifact)
+    artifact_sha256 = sha256_file(artifact)
     return Manifest(
         tag=str(model.tag),
         version=str(model.tag.version),
@@ -592,7 +584,7 @@ def _verify_download(path: Path, manifest: Manifest, uri: str) -> None:
             f"manifest says {manifest.artifact_size}; "
             "refusing to import (truncated or replaced object)"
         )
-    sha256 = file_sha256(path)
+    sha256 = sha256_file(path)
     if sha256 != manifest.artifact_sha256:
         raise ArtifactIntegrityError(
             f"{uri}{manifest.artifact_filename} has sha256 {sha256[:12]}…, manifest says "

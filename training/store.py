@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
+from training.checksums import sha256_file
 from training.features import FEATURE_NAMES, MODEL_COLUMNS, WINE_TYPES
 
 if TYPE_CHECKING:
@@ -56,15 +57,6 @@ class ArtifactError(Exception):
 def sha256_bytes(payload: bytes) -> str:
     """Hex SHA-256 of bytes."""
     return hashlib.sha256(payload).hexdigest()
-
-
-def sha256_path(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def feature_ranges(frame: pd.DataFrame) -> dict[str, list[float]]:
@@ -218,7 +210,7 @@ def verify_artifacts(model: Model) -> None:
         path = Path(model.path_of(filename))
         if not path.is_file():
             raise ArtifactError(f"{model.tag}: {filename} is missing")
-        actual = sha256_path(path)
+        actual = sha256_file(path)
         if actual != expected:
             raise ArtifactError(
                 f"{model.tag}: {filename} has sha256 {actual}, metadata records {expected}"

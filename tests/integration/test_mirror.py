@@ -18,6 +18,7 @@ from bentoml._internal.configuration.containers import BentoMLContainer
 from bentoml._internal.models import ModelStore
 
 from training import mirror
+from training.checksums import sha256_file
 
 pytestmark = pytest.mark.integration
 
@@ -226,7 +227,7 @@ def test_push_from_a_store_that_pulled_the_version_is_a_no_op(s3_env: str, store
     stores.use("b")
     mirror.pull(s3_env, PREFIX, "v1")
     reexport = bentoml.models.export_model(tag, str(stores.root / "reexport.bentomodel"))
-    assert mirror.file_sha256(reexport) != first.manifest.artifact_sha256
+    assert sha256_file(reexport) != first.manifest.artifact_sha256
 
     again = mirror.push(tag, s3_env, PREFIX)
 
@@ -289,7 +290,7 @@ def test_a_push_that_loses_the_race_leaves_the_winners_artifact_pullable(
         stores.use("a")
         winners.append(mirror.push(tag, s3_env, PREFIX))
         stores.use("b")
-        assert mirror.file_sha256(loser_export) != winners[0].manifest.artifact_sha256
+        assert sha256_file(loser_export) != winners[0].manifest.artifact_sha256
 
     loser_client = UploadsAfterTheWinner(winner_pushes_first)
     if same_content:

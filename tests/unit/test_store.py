@@ -12,6 +12,7 @@ import bentoml
 import pytest
 import yaml
 
+from training.checksums import sha256_file
 from training.features import FEATURE_NAMES, MODEL_COLUMNS
 from training.store import (
     ARTIFACT_FILENAMES,
@@ -19,7 +20,6 @@ from training.store import (
     ArtifactError,
     latest_model_tag,
     load_sklearn,
-    sha256_path,
     verify_artifacts,
 )
 
@@ -98,7 +98,7 @@ def test_artifact_hashes_match_the_files(entry: bentoml.Model, metadata: dict[st
     recorded = metadata["artifacts"]
     assert set(recorded) == set(ARTIFACT_FILENAMES)
     for filename, digest in recorded.items():
-        assert sha256_path(Path(entry.path_of(filename))) == digest
+        assert sha256_file(Path(entry.path_of(filename))) == digest
     verify_artifacts(entry)
 
 
