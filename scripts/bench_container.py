@@ -33,10 +33,15 @@ import httpx
 from scripts.container_image import (
     FARGATE_CPUS,
     FARGATE_MEMORY,
+    MODEL_NAME,
     Container,
+    ImageBuildError,
+    cpu_seconds_until_ready,
     ensure_image,
+    image_label,
     image_size_bytes,
     memory_usage_mb,
+    model_info,
     process_cpu_seconds,
     resident_mb,
     run_container,
@@ -52,23 +57,17 @@ LOAD_THREADS: Final = 8
 IDLE_SETTLE_S: Final = 5.0
 
 
-# Context that a run does not re-measure (kept here so a rerun keeps it in the section).
-NOTES: Final = (
-    "Notes (measured 2026-11-26 on the same stand-in base image, 100 fully grown trees):",
-    "",
-    "- Size before `docker/Dockerfile.j2`: 1.34 GB with BentoML 1.4.40's generated "
-    "Dockerfile (build-essential, git, gnupg, uv's cache, every module compiled). The "
-    "template drops the toolchain, the caches and the test suites and writes bytecode "
-    "only for the modules a start imports: 533 MB ≈ base 144 + venv 343 + bytecode 19 + "
-    "model and code 28.",
-    "- Cold start is CPU-bound: at a quarter of a core each CPU-second costs ~4 s of wall "
-    "time. Two processes import BentoML (the arbiter runs `bentoml_cli`, ~1.3 s of imports; "
-    "the worker builds the app, ~1.9 s) and the worker then opens the ONNX forest "
-    "(~0.5 CPU-s for 100 trees). Bytecode is not the bottleneck: compiling the whole venv "
-    "gave the same start time.",
-    "- Memory is dominated by the ONNX Runtime session of the forest (~2.2 MB per fully "
-    "grown tree: ~215 MB for 100, ~650 MB for 300, which does not fit the 512 MB task; "
-    "larger leaves shrink it) plus ~85 MB for the arbiter process.",
+# Earlier measurements a run does not repeat (kept here so a rerun keeps them in the
+# section), each with its conditions; `_notes` sets today's numbers beside them.
+BEFORE_TEMPLATE_IMAGE_GB: Final = 1.34
+SUPERVISOR_READY_S: Final = 12.9
+SUPERVISOR_CONDITIONS: Final = (
+    "`bentoml serve` (BentoML's arbiter process plus one worker) in image "
+    "`wine-quality:xhgguxhjj2gk2ax4-69cc837-dirty` (same 516 MB template, same 60-tree "
+    "model), 2026-11-26, same host and limits: median of 5 cold starts 12.9 s (12.4, 13.4, "
+    "14.2, 12.9, 12.1; load average 3.6/2.2/1.8), 3.3 CPU-s to ready without a CPU limit "
+    "(arbiter 1.7 + worker 1.6, summed from each process's /proc times), memory idle "
+    "246 MB cgroup / 312 MB RSS"
 )
 
 
@@ -86,7 +85,8 @@ class Result:
     load_requests: int
     load_rps: float
     load_failures: int
-    startup_cpu_s: dict[str, float]
+    startup_cpu_s: float
+    startup_processes: dict[str, float]
 
     @property
     def ready_median_s(self) -> float:
@@ -105,20 +105,19 @@ def measure_cold_start(image: str) -> float:
         container.remove()
 
 
-def measure_startup_cpu(image: str) -> dict[str, float]:
-    """CPU seconds each process spends until /readyz is 200 (one start, no CPU limit)."""
+def measure_startup_cpu(image: str) -> tuple[float, dict[str, float]]:
+    """CPU seconds the container used until /readyz first answered 200, with no CPU limit.
+
+    Read from the container's cgroup on the host (every process, exited ones included)
+    at the first 200; then each process's own CPU time, by command line.
+    """
     container = run_container(image, cpus=None)
     try:
-        wait_ready(container, timeout=180, interval=0.05)
-        used = process_cpu_seconds(container)
+        total = cpu_seconds_until_ready(container, timeout=180)
+        processes = process_cpu_seconds(container)
     finally:
         container.remove()
-    named: dict[str, float] = {}
-    for command, seconds in used.items():
-        role = "worker" if "worker" in command else "arbiter" if " serve " in command else ""
-        if role:
-            named[role] = named.get(role, 0.0) + seconds
-    return named
+    return total, processes
 
 
 def _load(container: Container, requests: int) -> tuple[float, int, float, float]:
@@ -163,7 +162,7 @@ def run(image: str, runs: int, requests: int) -> Result:
     for i in range(runs):
         ready.append(measure_cold_start(image))
         print(f"cold start {i + 1}/{runs}: {ready[-1]:.1f} s", file=sys.stderr)
-    startup_cpu = measure_startup_cpu(image)
+    startup_cpu, startup_processes = measure_startup_cpu(image)
     container = run_container(image)
     try:
         wait_ready(container, timeout=180)
@@ -184,6 +183,7 @@ def run(image: str, runs: int, requests: int) -> Result:
         load_rps=rps,
         load_failures=failures,
         startup_cpu_s=startup_cpu,
+        startup_processes=startup_processes,
     )
 
 
@@ -198,12 +198,68 @@ def _docker_version() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def _model_description(image: str) -> str:
+    """'`wine_quality:<version>`, N trees with leaves of at least M rows' of the image."""
+    try:
+        version = image_label(image, "wineq.model_version")
+        metadata = model_info(version)["metadata"]
+        params = metadata["hyperparameters"]  # type: ignore[index]
+        return (
+            f"`{MODEL_NAME}:{version}`, {params['n_estimators']} trees with leaves of at "
+            f"least {params['min_samples_leaf']} rows"
+        )
+    except (ImageBuildError, KeyError, TypeError):
+        return "a model absent from the local model store"
+
+
+def _processes(result: Result) -> str:
+    return ", ".join(f"`{command}`" for command in sorted(result.startup_processes)) or "none"
+
+
+def _notes(result: Result) -> list[str]:
+    """What the numbers mean, today's beside the earlier measurements they replace."""
+    cpu, median = result.startup_cpu_s, result.ready_median_s
+    n_processes = len(result.startup_processes)
+    quota = float(FARGATE_CPUS)
+    overhead = max(median - cpu / quota, 0.0)
+    needed = (TARGET_READY_S - overhead) * quota
+    return [
+        "Notes:",
+        "",
+        f"- Image size: {BEFORE_TEMPLATE_IMAGE_GB} GB with BentoML 1.4.40's generated "
+        "Dockerfile (measured 2026-11-26 on the same stand-in base image, then bundling a "
+        "100-tree fully grown forest: build-essential, git, gnupg, uv's cache, every module "
+        "compiled). `docker/Dockerfile.j2` drops the toolchain, the caches and the test "
+        f"suites and compiles only the modules a start imports: {result.image_mb:.0f} MB now.",
+        f"- Process model: the image's CMD is `python -m bento.launch` (bento/launch.py), "
+        f"BentoML's worker in one process without the arbiter; at ready the container had "
+        f"{n_processes} process{'es' if n_processes != 1 else ''} ({_processes(result)}). "
+        f"Before it: {SUPERVISOR_CONDITIONS}. With the launcher: median cold start "
+        f"{median:.1f} s ({median - SUPERVISOR_READY_S:+.1f} s) and {cpu:.2f} CPU-s to ready "
+        "(read from the container's cgroup, which also counts exited processes).",
+        f"- Cold start is CPU-bound: the `--cpus {FARGATE_CPUS}` quota grants "
+        f"{FARGATE_CPUS} CPU-s per second, so {cpu:.2f} CPU-s to ready is at least "
+        f"{cpu / quota:.1f} s of the measured {median:.1f} s (the rest is "
+        "container creation and waiting within the quota). "
+        + (
+            f"The {TARGET_READY_S:.0f} s target is met."
+            if median < TARGET_READY_S
+            else f"The {TARGET_READY_S:.0f} s target is **not met**: with that "
+            f"{overhead:.1f} s besides, it needs at most {needed:.2f} CPU-s to ready, "
+            f"{cpu - needed:.2f} CPU-s less than now."
+        ),
+        "- Memory: the ONNX Runtime session of the default forest (60 trees, leaves of at "
+        'least 3 rows) is ~87 MB ("Forest size" below; the 100-tree fully grown forest '
+        f"took ~207 MB). Idle the container holds {result.idle_rss_mb:.0f} MB RSS; the "
+        "arbiter process the launcher drops held ~85 MB of the 312 MB measured before.",
+    ]
+
+
 def render(result: Result) -> str:
     """The Markdown section (heading included)."""
     ready = ", ".join(f"{s:.1f}" for s in result.ready_s)
     cpu = result.startup_cpu_s
-    cpu_total = sum(cpu.values())
-    cpu_parts = " + ".join(f"{role} {sec:.1f}" for role, sec in sorted(cpu.items()))
+    budget = TARGET_READY_S * float(FARGATE_CPUS)
     rows = [
         ("Image size", f"{result.image_mb:.0f} MB", f"< {TARGET_IMAGE_MB:.0f} MB",
          _verdict(result.image_mb, TARGET_IMAGE_MB)),
@@ -215,9 +271,9 @@ def render(result: Result) -> str:
         (f"Memory under load, peak (cgroup / RSS sum), {LOAD_THREADS} clients",
          f"{result.load_mb:.0f} / {result.load_rss_mb:.0f} MB", f"< {TARGET_LOADED_MB:.0f} MB",
          _verdict(result.load_mb, TARGET_LOADED_MB)),
-        ("CPU time to ready, no CPU limit", f"{cpu_parts} = {cpu_total:.1f} CPU-s",
-         f"≤ {TARGET_READY_S * float(FARGATE_CPUS):.0f} CPU-s",
-         _verdict(cpu_total, TARGET_READY_S * float(FARGATE_CPUS) + 1e-9)),
+        ("CPU time to ready, no CPU limit (container cgroup at the first `/readyz` 200)",
+         f"{cpu:.2f} CPU-s", f"≤ {budget:.0f} CPU-s ({TARGET_READY_S:.0f} s × {FARGATE_CPUS})",
+         "yes" if cpu <= budget else "**no**"),
         (f"Throughput of that load ({result.load_requests} × `/predict`, "
          f"{result.load_failures} failed)", f"{result.load_rps:.0f} req/s", "", ""),
     ]  # fmt: skip
@@ -225,12 +281,13 @@ def render(result: Result) -> str:
         SECTION_TITLE,
         "",
         f"`scripts/bench_container.py` (`make bench-container`), "
-        f"{dt.datetime.now(dt.UTC):%Y-%m-%d}: image `{result.image}` run with "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d}: image `{result.image}` "
+        f"({_model_description(result.image)}) run with "
         f"`--cpus {FARGATE_CPUS} --memory {FARGATE_MEMORY}` (the Fargate task), "
         f"Docker {_docker_version()}, host {platform.machine()} with "
         f"{os.cpu_count()} cores. Cgroup memory is what the 512 MB limit counts "
-        "(usage minus inactive page cache, as `docker stats`); RSS sums every process "
-        "(the BentoML arbiter and the one worker). Host load average at the end "
+        "(usage minus inactive page cache, as `docker stats`); RSS sums every process in "
+        f"the container ({_processes(result)}). Host load average at the end "
         f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())} (the machine may be shared: "
         "other work slows the cold starts).",
         "",
@@ -238,7 +295,7 @@ def render(result: Result) -> str:
         "|---|---|---|---|",
         *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
         "",
-        *NOTES,
+        *_notes(result),
         "",
     ]
     return "\n".join(lines)

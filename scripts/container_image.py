@@ -107,6 +107,24 @@ def latest_model_version(env: Mapping[str, str]) -> str:
     return str(json.loads(out)["version"])
 
 
+def model_info(version: str, env: Mapping[str, str] | None = None) -> dict[str, object]:
+    """`bentoml models get wine_quality:<version> -o json` of the local store."""
+    out = _run(
+        [_bentoml(), "models", "get", f"{MODEL_NAME}:{version}", "-o", "json"], env, echo=False
+    )
+    info: dict[str, object] = json.loads(out)
+    return info
+
+
+def image_label(tag: str, label: str) -> str:
+    """Value of one label of a local image ('' when it has none)."""
+    out = _run(
+        ["docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{label}"}}}}', tag],
+        echo=False,
+    )
+    return out.strip()
+
+
 def build_bento(env: Mapping[str, str]) -> str:
     """Run the real `bentoml build` on bentofile.yaml; returns the bento tag."""
     out = _run([_bentoml(), "build", str(REPO_ROOT), "--output", "tag"], env)
@@ -327,6 +345,66 @@ def process_cpu_seconds(container: Container) -> dict[str, float]:
     out = _run(["docker", "exec", container.id, "python3", "-c", script], echo=False)
     seconds: dict[str, float] = json.loads(out)
     return seconds
+
+
+CGROUP_ROOT: Final = Path("/sys/fs/cgroup")
+
+
+def _read_cgroup_cpu_seconds(path: Path) -> float:
+    """CPU seconds in a cgroup v1 ``cpuacct.usage`` (ns) or v2 ``cpu.stat`` (usage_usec)."""
+    text = path.read_text()
+    if path.name == "cpu.stat":
+        fields = dict(line.split() for line in text.splitlines() if line.strip())
+        return int(fields["usage_usec"]) / 1e6
+    return int(text) / 1e9
+
+
+def cgroup_cpu_file(container: Container) -> Path:
+    """The host file that accounts the CPU time of every process of the container.
+
+    Read from the host, so measuring costs the container nothing (a `docker exec`
+    would add its own process to the count). Needs the engine on this machine.
+    """
+    pid = _run(["docker", "inspect", "--format", "{{.State.Pid}}", container.id], echo=False)
+    candidates: list[Path] = []
+    for line in Path(f"/proc/{pid.strip()}/cgroup").read_text().splitlines():
+        _, controllers, group = line.split(":", 2)
+        relative = group.lstrip("/")
+        if "cpuacct" in controllers.split(","):  # cgroup v1, "cpuacct" or "cpu,cpuacct"
+            candidates += [
+                CGROUP_ROOT / controllers / relative / "cpuacct.usage",
+                CGROUP_ROOT / "cpuacct" / relative / "cpuacct.usage",
+            ]
+        elif controllers == "":  # cgroup v2 (unified)
+            candidates.append(CGROUP_ROOT / relative / "cpu.stat")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise RuntimeError(f"no CPU accounting file for {container.id[:12]} among {candidates}")
+
+
+def cgroup_cpu_seconds(container: Container) -> float:
+    """CPU seconds (user + system) all processes of the container have used so far."""
+    return _read_cgroup_cpu_seconds(cgroup_cpu_file(container))
+
+
+def cpu_seconds_until_ready(
+    container: Container, timeout: float = 90.0, interval: float = 0.02
+) -> float:
+    """Poll /readyz until 200, then return the container's CPU seconds at that moment.
+
+    The accounting file is located once, before the wait, so the reading follows the
+    first 200 at once (an idle ready worker adds almost nothing meanwhile).
+    """
+    path = cgroup_cpu_file(container)
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if http_status(f"{container.url}/readyz", timeout=1.0) == 200:
+            return _read_cgroup_cpu_seconds(path)
+        if container.state().get("Status") not in ("created", "running"):
+            raise RuntimeError(f"container exited before ready:\n{container.logs()[-4000:]}")
+        time.sleep(interval)
+    raise TimeoutError(f"not ready within {timeout:.0f} s:\n{container.logs()[-4000:]}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,16 @@ from training.mirror import MirrorLayout, push
 pytestmark = pytest.mark.container
 
 ECS_STOP_TIMEOUT_S = 30
+# Set explicitly (the service's default is 5 s) so the test's timing does not follow it.
+DRAIN_SECONDS = 4.0
+# Clients stop sending this long before the drain can end, so every request they send
+# has time to finish while the server still serves (a batch takes ~0.1-0.3 s at 0.25 vCPU).
+STOP_SENDING_BEFORE_DRAIN_END_S = 1.5
 CLIENT_THREADS = 6
 BATCH_SIZE = 64
 LOAD_BEFORE_STOP_S = 3.0
+READINESS_POLL_S = 0.1
+SIGTERM, SIGKILL = 15, 9
 S3_PREFIX = "models"
 
 ContainerFactory = Callable[..., Container]
@@ -34,58 +43,109 @@ def _batch_body() -> dict[str, Any]:
     return {"features_list": [dict(EXAMPLE_FEATURES)] * BATCH_SIZE}
 
 
-def test_sigterm_completes_in_flight_requests_and_exits_zero(
+@dataclass(frozen=True)
+class Sent:
+    """One request of the load: when it left and came back (epoch seconds), how it ended."""
+
+    sent_at: float
+    done_at: float
+    status: int | str
+
+
+def _signals_sent(container_id: str, since: float, until: float) -> list[tuple[float, int]]:
+    """(epoch seconds, signal number) of each signal the Docker daemon sent the container."""
+    out = subprocess.run(
+        [
+            "docker", "events", "--since", f"{since:.6f}", "--until", f"{until:.6f}",
+            "--filter", f"container={container_id}", "--filter", "event=kill",
+            "--format", "{{.TimeNano}} {{.Actor.Attributes.signal}}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout  # fmt: skip
+    return [(int(nanos) / 1e9, int(signal)) for nanos, signal in map(str.split, out.splitlines())]
+
+
+def test_sigterm_drains_serving_requests_then_exits_zero(
     container_factory: ContainerFactory,
 ) -> None:
-    container = container_factory()
+    """ECS's stop: at SIGTERM /readyz turns 503 while requests keep being served for the
+    drain period (those in flight at the signal and new ones), then the process exits 0."""
+    container = container_factory(env={"WINEQ_DRAIN_SECONDS": str(DRAIN_SECONDS)})
     wait_ready(container, timeout=READY_TIMEOUT_S)
-    stopping = threading.Event()
-    statuses: list[int | str] = []
-    readiness_during_stop: list[int | None] = []
+    lock = threading.Lock()
+    sent: list[Sent] = []
+    readiness: list[tuple[float, int | None]] = []
+    send_until = [float("inf")]  # epoch seconds; set once the stop is requested
+    stopped = threading.Event()
 
     def client_loop() -> None:
-        with httpx.Client(base_url=container.url, timeout=60) as client:
-            while not stopping.is_set():
+        with httpx.Client(base_url=container.url, timeout=30) as client:
+            while (sent_at := time.time()) < send_until[0]:
                 try:
-                    statuses.append(client.post("/predict/batch", json=_batch_body()).status_code)
+                    status: int | str = client.post(
+                        "/predict/batch", json=_batch_body()
+                    ).status_code
                 except httpx.HTTPError as exc:
-                    statuses.append(type(exc).__name__)
+                    status = type(exc).__name__
+                with lock:
+                    sent.append(Sent(sent_at, time.time(), status))
+
+    def watch_readiness() -> None:
+        while not stopped.is_set():
+            # None (no answer) is kept: under load at 0.25 vCPU a probe can be slow, and
+            # once the server has stopped nothing answers.
+            status = http_status(f"{container.url}/readyz", timeout=2.0)
+            readiness.append((time.time(), status))
+            time.sleep(READINESS_POLL_S)
 
     clients = [threading.Thread(target=client_loop) for _ in range(CLIENT_THREADS)]
     for thread in clients:
         thread.start()
     time.sleep(LOAD_BEFORE_STOP_S)
-    sent_before_stop = len(statuses)
-
-    def watch_readiness() -> None:
-        while len(readiness_during_stop) < 200:
-            status = http_status(f"{container.url}/readyz", timeout=1.0)
-            readiness_during_stop.append(status)
-            if status is None:
-                return
-            time.sleep(0.1)
-
     watcher = threading.Thread(target=watch_readiness)
-    stopping.set()  # clients send nothing new; what they sent is in flight
-    started = time.monotonic()
     watcher.start()
-    subprocess.run(
+    stop_requested, stop_started = time.time(), time.monotonic()
+    # The signal is sent after this moment, so the drain ends after this deadline.
+    send_until[0] = stop_requested + DRAIN_SECONDS - STOP_SENDING_BEFORE_DRAIN_END_S
+    stop = subprocess.run(
         ["docker", "stop", "--time", str(ECS_STOP_TIMEOUT_S), container.id],
-        check=True,
         capture_output=True,
+        text=True,
     )
-    stop_seconds = time.monotonic() - started
+    stop_seconds = time.monotonic() - stop_started
+    stopped.set()
     for thread in clients:
         thread.join(60)
     watcher.join(10)
-
     state = container.state()
-    assert sent_before_stop > 0, "no load reached the container before the stop"
-    assert len(statuses) >= sent_before_stop
-    assert all(s == 200 for s in statuses), statuses
-    assert 503 in readiness_during_stop, f"/readyz never said 503: {readiness_during_stop}"
-    assert stop_seconds < ECS_STOP_TIMEOUT_S, f"stopped after {stop_seconds:.1f} s (SIGKILL)"
-    assert state["ExitCode"] == 0, container.logs()[-3000:]
+    logs = container.logs()[-3000:]
+    assert stop.returncode == 0, stop.stderr
+
+    signals = _signals_sent(container.id, stop_requested - 1, time.time() + 1)
+    assert [number for _, number in signals] == [SIGTERM], f"signals sent: {signals}"
+    sigterm_at = signals[0][0]
+    completed_before = [r for r in sent if r.done_at < sigterm_at]
+    in_flight = [r for r in sent if r.sent_at < sigterm_at < r.done_at]
+    sent_after = [r for r in sent if r.sent_at > sigterm_at]
+    failed = [r for r in sent if r.status != 200]
+    assert completed_before, "no load reached the container before the signal"
+    assert in_flight, "no request was in flight at the signal"
+    assert sent_after, "no request was sent during the drain"
+    assert len(sent) > len(completed_before)
+    assert not failed, (
+        f"{len(failed)} of {len(sent)} requests failed; (seconds after SIGTERM, status): "
+        f"{[(round(r.sent_at - sigterm_at, 2), r.status) for r in failed[:8]]}\n{logs}"
+    )
+    answers = [(round(t - sigterm_at, 2), status) for t, status in readiness]
+    first_503 = next((t for t, status in readiness if status == 503), None)
+    assert first_503 is not None, f"/readyz never answered 503 after SIGTERM: {answers}"
+    assert all(status != 200 for t, status in readiness if t >= first_503), answers
+    assert stop_seconds >= DRAIN_SECONDS, f"exited {stop_seconds:.1f} s after the stop"
+    assert stop_seconds < ECS_STOP_TIMEOUT_S, f"stopped after {stop_seconds:.1f} s"
+    assert state["ExitCode"] == 0, logs
+    assert state["OOMKilled"] is False, logs
 
 
 def _pushed_copy(model_tag: str, bucket: str) -> tuple[str, str]:
@@ -151,7 +211,10 @@ def test_refuses_to_become_ready_when_the_s3_artifact_checksum_differs(
     version, uri = _pushed_copy(trained_model_tag, s3_env)
     layout = MirrorLayout(s3_env, S3_PREFIX, trained_model_tag.split(":")[0])
     s3 = boto3.client("s3")
-    key = layout.artifact_key(version)
+    manifest = json.loads(
+        s3.get_object(Bucket=s3_env, Key=layout.manifest_key(version))["Body"].read()
+    )
+    key = layout.artifact_key(version, manifest["artifact"]["filename"])
     artifact = bytearray(s3.get_object(Bucket=s3_env, Key=key)["Body"].read())
     artifact[len(artifact) // 2] ^= 0xFF  # same size, different bytes
     s3.put_object(Bucket=s3_env, Key=key, Body=bytes(artifact))
