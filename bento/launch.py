@@ -14,6 +14,7 @@ Standard library only until the worker is imported: it runs before anything else
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import signal
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    # Start-up allocates hundreds of thousands of long-lived objects (modules, schemas,
+    # the app); cyclic GC passes over them cost ~20 % of start-up CPU for nothing. The
+    # service freezes them and turns GC back on once it is initialised (bento/service.py).
+    gc.disable()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _fresh_prometheus_dir()
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     listener = socket.create_server((args.host, args.port), family=family, backlog=args.backlog)

@@ -9,6 +9,7 @@ hands the encoded rows to the APIs through custom IO specs (see ``bento/io.py``)
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from types import FrameType
@@ -52,6 +53,10 @@ class WineQualityService:
             STATE.failure = f"{type(exc).__name__}: {exc}"
             logger.error("Model not loaded, the service will not become ready: %s", STATE.failure)
         self._install_drain_handler()
+        # What start-up loaded lives as long as the process: keep it out of future GC
+        # passes, and turn GC back on if bento.launch switched it off for start-up.
+        gc.freeze()
+        gc.enable()
 
     def __is_ready__(self) -> bool:
         """200 on /readyz only while a verified, warmed-up model serves and no shutdown began."""
