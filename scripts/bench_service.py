@@ -646,15 +646,16 @@ def bench_variant(
 # --------------------------------------------------------------------------- setup
 
 
-def train_model(home: Path, trees: int) -> str:
+def train_model(home: Path, trees: int | None) -> str:
     """Train a forest into BENTOML_HOME with the project's CLI; return its tag."""
     env = {
         **os.environ,
         "BENTOML_HOME": str(home),
         "BENTOML_DO_NOT_TRACK": "True",
-        "WINEQ_N_ESTIMATORS": str(trees),
         "WINEQ_RANDOM_STATE": "42",
     }
+    if trees is not None:
+        env["WINEQ_N_ESTIMATORS"] = str(trees)
     done = subprocess.run(
         [sys.executable, "-m", "training", "train"],
         cwd=REPO_ROOT,
@@ -883,7 +884,8 @@ def environment_line(args: argparse.Namespace, cgroup_version: int | None, start
     return (
         f"{started}; {cpu_model}, {os.cpu_count()} cores, Linux {platform.release()}, "
         f"Python {platform.python_version()}, {versions}. Server: {limit}. Model: "
-        f"{args.trees}-tree forest trained at the start of the run. Load: {args.connections} "
+        f"{args.trees}-tree forest (leaves of at least {args.min_samples_leaf} rows) trained "
+        f"at the start of the run. Load: {args.connections} "
         f"connections, closed loop, one-row `/predict` bodies sampled from the UCI CSVs, "
         f"{args.warmup:g} s warm-up then {args.duration:g} s measured, from one asyncio/aiohttp "
         "process outside the cgroup (its own CPU use is in build/bench/*.json). The 2-core machine "
@@ -924,7 +926,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=8.0, help="unmeasured seconds first")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--trees", type=int, default=100, help="forest size to train")
+    parser.add_argument(
+        "--trees", type=int, default=None, help="forest size to train (default: the project's)"
+    )
     parser.add_argument("--rounds", type=int, default=1, help="runs per variant")
     parser.add_argument("--variants", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     parser.add_argument(
@@ -941,7 +945,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="JSON",
         help="re-render the table and doc section from a saved run instead of measuring",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    from training.settings import TrainingSettings
+
+    defaults = TrainingSettings()
+    if args.trees is None:
+        args.trees = defaults.n_estimators
+    args.min_samples_leaf = defaults.min_samples_leaf
+    return args
 
 
 @contextlib.contextmanager
