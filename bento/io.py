@@ -22,9 +22,17 @@ from bento.guard import ROWS_SCOPE_KEY, Row
 from bento.schemas import BatchPredictRequest, Prediction, PredictRequest
 
 
-async def _rows_from(request: Request) -> list[Row]:
-    rows: list[Row] = request.scope[ROWS_SCOPE_KEY]
-    return rows
+class _GuardedRows:
+    """Input side of both specs: the rows RequestGuard validated, as the API's one list."""
+
+    # A "root input": the whole parsed value is the API's single (batchable) argument.
+    __root_input__: ClassVar[bool] = True
+
+    @classmethod
+    async def from_http_request(cls, request: Request, serde: Any) -> Any:
+        """The validated rows the guard left in the ASGI scope."""
+        rows: list[Row] = request.scope[ROWS_SCOPE_KEY]
+        return rows
 
 
 def _json(payload: Any) -> Response:
@@ -33,29 +41,16 @@ def _json(payload: Any) -> Response:
     )
 
 
-class PredictInputSpec(IODescriptor, PredictRequest):
+class PredictInputSpec(_GuardedRows, IODescriptor, PredictRequest):
     """One wine: its 11 measurements (and type) under `features`, and an optional request_id."""
 
     model_config = ConfigDict(title="PredictRequest")
-    # Delivered to the batchable API as a list of one validated row.
-    __root_input__: ClassVar[bool] = True
-
-    @classmethod
-    async def from_http_request(cls, request: Request, serde: Any) -> Any:
-        """The validated rows the guard left in the ASGI scope."""
-        return await _rows_from(request)
 
 
-class BatchInputSpec(IODescriptor, BatchPredictRequest):
+class BatchInputSpec(_GuardedRows, IODescriptor, BatchPredictRequest):
     """Several wines under `features_list` (answered in the same order), and a request_id."""
 
     model_config = ConfigDict(title="BatchPredictRequest")
-    __root_input__: ClassVar[bool] = True
-
-    @classmethod
-    async def from_http_request(cls, request: Request, serde: Any) -> Any:
-        """The validated rows the guard left in the ASGI scope."""
-        return await _rows_from(request)
 
 
 class PredictOutputSpec(IODescriptor, Prediction):

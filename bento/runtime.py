@@ -12,7 +12,13 @@ from bento.inference import LoadedModel, load_model
 from bento.metrics import ServiceMetrics
 from bento.settings import ServiceSettings
 from bento.state import STATE
-from training.features import EXAMPLE_FEATURES, FEATURE_NAMES, MODEL_COLUMNS
+from training.features import (
+    EXAMPLE_FEATURES,
+    FEATURE_NAMES,
+    MODEL_COLUMNS,
+    WINE_TYPE_FIELD,
+    encode_row,
+)
 
 logger = logging.getLogger("bentoml.wineq")
 
@@ -54,7 +60,7 @@ class Predictor:
 
     def warm_up(self) -> None:
         """One real prediction so the first client does not pay for lazy initialisation."""
-        example = [float(EXAMPLE_FEATURES[name]) for name in FEATURE_NAMES] + [0.0]
+        example = encode_row(EXAMPLE_FEATURES, str(EXAMPLE_FEATURES[WINE_TYPE_FIELD]))
         probabilities = self.model.engine.predict_proba(np.asarray([example], dtype=np.float32))
         if probabilities.shape != (1, len(self._labels)):
             raise RuntimeError(f"warm-up returned shape {probabilities.shape}")

@@ -27,6 +27,12 @@ logger = logging.getLogger("bentoml.wineq")
 # Decorator arguments are evaluated when BentoML imports this module; reading the
 # environment is all that happens here (no model loading, no network).
 SETTINGS: ServiceSettings = get_settings()
+# Both prediction routes batch the same way (each route has its own BentoML dispatcher).
+BATCHING: dict[str, Any] = {
+    "batchable": True,
+    "max_batch_size": SETTINGS.batch_max_size,
+    "max_latency_ms": SETTINGS.batch_max_latency_ms,
+}
 
 
 @bentoml.service(
@@ -45,7 +51,7 @@ class WineQualityService:
     def __init__(self) -> None:
         from bento.runtime import Predictor
 
-        self.settings = get_settings()
+        self.settings = SETTINGS
         self.predictor: Predictor | None = None
         try:
             self.predictor = Predictor.start(self.settings, self.bundled_model)
@@ -63,24 +69,14 @@ class WineQualityService:
         return STATE.serving
 
     @bentoml.api(
-        route=PREDICT_ROUTE,
-        batchable=True,
-        max_batch_size=SETTINGS.batch_max_size,
-        max_latency_ms=SETTINGS.batch_max_latency_ms,
-        input_spec=PredictInputSpec,
-        output_spec=PredictOutputSpec,
+        route=PREDICT_ROUTE, input_spec=PredictInputSpec, output_spec=PredictOutputSpec, **BATCHING
     )
     async def predict(self, rows: list[Row]) -> list[dict[str, Any]]:
         """Predict the quality of one wine."""
         return await self._score(rows)
 
     @bentoml.api(
-        route=BATCH_ROUTE,
-        batchable=True,
-        max_batch_size=SETTINGS.batch_max_size,
-        max_latency_ms=SETTINGS.batch_max_latency_ms,
-        input_spec=BatchInputSpec,
-        output_spec=BatchOutputSpec,
+        route=BATCH_ROUTE, input_spec=BatchInputSpec, output_spec=BatchOutputSpec, **BATCHING
     )
     async def predict_batch(self, rows: list[Row]) -> list[dict[str, Any]]:
         """Predict the quality of several wines; the answers come in the same order."""

@@ -27,12 +27,11 @@ from locust import FastHttpUser, between, events, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
+from bento.guard import BATCH_ROUTE, PREDICT_ROUTE
 from training.features import FEATURE_NAMES, WINE_TYPE_FIELD
 
 Features = dict[str, Any]
 
-PREDICT_ROUTE = "/predict"
-BATCH_ROUTE = "/predict/batch"
 INVALID_NAME = "/predict [invalid, expects 422]"
 BATCH_ROWS = (2, 32)
 DEFAULT_MIX = "predict:80,batch:15,invalid:5"

@@ -144,6 +144,6 @@ def cross_field_violations(row: Mapping[str, float]) -> list[tuple[str, str]]:
     return []
 
 
-def encode_row(row: Mapping[str, float], wine_type: str) -> list[float]:
+def encode_row(row: Mapping[str, float | str], wine_type: str) -> list[float]:
     """Encode one row as the model's input vector, in MODEL_COLUMNS order."""
     return [float(row[name]) for name in FEATURE_NAMES] + [1.0 if wine_type == "white" else 0.0]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.fixtures.server import REPO_ROOT, free_port
+from tests.fixtures.server import REPO_ROOT, RunningServer, free_port, wait_ready
 from training.features import EXAMPLE_FEATURES
 
 pytestmark = pytest.mark.integration
@@ -39,16 +38,7 @@ def test_make_serve_trains_when_the_store_is_empty_then_serves(
         start_new_session=True,  # its own process group: make, training, bentoml serve
     )
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, (tmp_path / "make-serve.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "make serve never became ready"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
+        wait_ready(RunningServer(process, url, tmp_path / "make-serve.log"), timeout=180)
         response = httpx.post(f"{url}/predict", json={"features": EXAMPLE_FEATURES})
         assert response.status_code == 200
         assert {"prediction", "confidence", "probabilities", "model_version"} <= set(
