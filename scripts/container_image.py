@@ -234,9 +234,10 @@ def run_container(
     extra_args: Sequence[str] = (),
     cpus: str | None = FARGATE_CPUS,
     memory: str | None = FARGATE_MEMORY,
+    command: Sequence[str] = (),
 ) -> Container:
     """`docker run -d` with the Fargate task's CPU and memory (None: unlimited), on a free
-    loopback port."""
+    loopback port; `command` replaces the image's CMD (e.g. ``["serve"]``)."""
     env_args = [arg for key, value in (env or {}).items() for arg in ("-e", f"{key}={value}")]
     limits = [*(["--cpus", cpus] if cpus else []), *(["--memory", memory] if memory else [])]
     if memory:
@@ -248,7 +249,7 @@ def run_container(
         result = subprocess.run(
             [
                 "docker", "run", "-d", *limits, "-p", f"127.0.0.1:{port}:{CONTAINER_PORT}",
-                *env_args, *extra_args, tag,
+                *env_args, *extra_args, tag, *command,
             ],
             capture_output=True,
             text=True,
@@ -350,7 +351,7 @@ def process_cpu_seconds(container: Container) -> dict[str, float]:
 CGROUP_ROOT: Final = Path("/sys/fs/cgroup")
 
 
-def _read_cgroup_cpu_seconds(path: Path) -> float:
+def read_cgroup_cpu_seconds(path: Path) -> float:
     """CPU seconds in a cgroup v1 ``cpuacct.usage`` (ns) or v2 ``cpu.stat`` (usage_usec)."""
     text = path.read_text()
     if path.name == "cpu.stat":
@@ -383,11 +384,6 @@ def cgroup_cpu_file(container: Container) -> Path:
     raise RuntimeError(f"no CPU accounting file for {container.id[:12]} among {candidates}")
 
 
-def cgroup_cpu_seconds(container: Container) -> float:
-    """CPU seconds (user + system) all processes of the container have used so far."""
-    return _read_cgroup_cpu_seconds(cgroup_cpu_file(container))
-
-
 def cpu_seconds_until_ready(
     container: Container, timeout: float = 90.0, interval: float = 0.02
 ) -> float:
@@ -400,7 +396,7 @@ def cpu_seconds_until_ready(
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if http_status(f"{container.url}/readyz", timeout=1.0) == 200:
-            return _read_cgroup_cpu_seconds(path)
+            return read_cgroup_cpu_seconds(path)
         if container.state().get("Status") not in ("created", "running"):
             raise RuntimeError(f"container exited before ready:\n{container.logs()[-4000:]}")
         time.sleep(interval)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 
@@ -90,3 +91,40 @@ def test_forest_learns_both_wine_types(wine_frame: pd.DataFrame):
     assert forest.n_features_in_ == len(MODEL_COLUMNS)
     assert not hasattr(forest, "feature_names_in_")  # numpy input predicts without warnings
     assert list(forest.classes_) == [3, 4, 5, 6, 7, 8, 9]
+
+
+def _tree_node(model_bytes: bytes) -> onnx.NodeProto:
+
+    model = onnx.load_from_string(model_bytes)
+    (node,) = [n for n in model.graph.node if n.op_type == "TreeEnsembleClassifier"]
+    return node
+
+
+def test_compact_onnx_scores_every_row_exactly_like_the_full_export(wine_frame: pd.DataFrame):
+    import onnxruntime as ort
+
+    from training.train import ONNX_INPUT_NAME, to_onnx
+
+    settings = TrainingSettings(n_estimators=FAST_TREES)
+    forest = train_forest(wine_frame, settings)
+    full, compact = to_onnx(forest, compact=False), to_onnx(forest)
+    matrix = model_matrix(wine_frame)
+    full_out, compact_out = (
+        ort.InferenceSession(payload, providers=["CPUExecutionProvider"]).run(
+            None, {ONNX_INPUT_NAME: matrix}
+        )
+        for payload in (full, compact)
+    )
+    np.testing.assert_array_equal(compact_out[0], full_out[0])
+    np.testing.assert_array_equal(compact_out[1], full_out[1])  # bit-identical sums
+
+    attributes = {a.name: a for a in _tree_node(compact).attribute}
+    assert 0.0 not in attributes["class_weights"].floats
+    index_fields = ("class_ids", "class_nodeids", "class_treeids")
+    lengths = {len(attributes[name].ints) for name in index_fields}
+    assert lengths == {len(attributes["class_weights"].floats)}
+    assert "nodes_hitrates" not in attributes
+    assert "nodes_missing_value_tracks_true" not in attributes
+    full_weights = {a.name: a for a in _tree_node(full).attribute}["class_weights"].floats
+    assert len(attributes["class_weights"].floats) < len(full_weights) / 2
+    assert len(compact) < len(full) * 0.7
