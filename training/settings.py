@@ -27,10 +27,11 @@ class TrainingSettings(BaseSettings):
         Path.home() / ".cache" / "wineq", description="Where downloaded CSVs are cached."
     )
     model_name: str = Field("wine_quality", description="BentoML model store name.")
-    # Forest size is serving memory: ONNX Runtime holds about 0.7 KB per tree node, and a
-    # 512 MB task has no room for 300 fully grown trees.  60 trees with leaves of at least
-    # 3 rows score like 300 full trees under the leakage-free protocol with a sixth of the
-    # nodes (docs/benchmarks.md, "Forest size").
+    # Forest size is serving memory and start-up CPU: ONNX Runtime holds about 0.6 KB per
+    # node of the compact export, so 300 fully grown trees would leave a 512 MB task ~75 MB
+    # for everything else.  60 trees with leaves of at least 3 rows score within a point of
+    # them under the leakage-free protocol with an eighth of the nodes (docs/benchmarks.md,
+    # "Forest size", `make bench-forest`).
     n_estimators: int = Field(60, ge=1, description="Trees in the forest.")
     max_depth: int | None = Field(None, ge=1, description="Deepest tree; None grows fully.")
     min_samples_leaf: int = Field(3, ge=1, description="Fewest samples in a leaf.")
