@@ -62,6 +62,7 @@ TARGET_IMAGE_MB: Final = 600.0
 TARGET_LOADED_MB: Final = 300.0
 LOAD_THREADS: Final = 8
 IDLE_SETTLE_S: Final = 5.0
+SPEED_PROBE_ITERATIONS: Final = 3_000_000
 
 
 # Measured once, not repeated by a run (it needs BentoML's generated Dockerfile).
@@ -122,6 +123,7 @@ class Result:
     load_requests: int
     load_rps: float
     load_failures: int
+    speed_probe_s: tuple[float, float] = (0.0, 0.0)
 
     @property
     def default(self) -> ColdStarts:
@@ -215,8 +217,22 @@ def measure_cold_starts(chosen: Sequence[Variant], runs: int) -> list[ColdStarts
     return results
 
 
+def speed_probe() -> float:
+    """CPU seconds of a fixed pure-Python loop (median of 3): how fast the machine runs now.
+
+    The host is a shared virtual machine whose speed drifts; the probe, taken at the start
+    and the end of a run, tells a slow period from a slow image."""
+    samples = []
+    for _ in range(3):
+        started = time.process_time()
+        sum(i * i for i in range(SPEED_PROBE_ITERATIONS))
+        samples.append(time.process_time() - started)
+    return statistics.median(samples)
+
+
 def run(image: str, runs: int, requests: int, baseline: str | None = None) -> Result:
     """All measurements for one image (cold starts beside the baseline image's, if any)."""
+    probe_start = speed_probe()
     cold_starts = measure_cold_starts(variants(image, baseline), runs)
     container = run_container(image)
     try:
@@ -237,6 +253,7 @@ def run(image: str, runs: int, requests: int, baseline: str | None = None) -> Re
         load_requests=requests,
         load_rps=rps,
         load_failures=failures,
+        speed_probe_s=(probe_start, speed_probe()),
     )
 
 
@@ -378,7 +395,10 @@ def render(result: Result) -> str:
         f"the container ({_processes(task)}). Host load average at the end "
         f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}. The machine is a shared "
         "virtual one whose speed drifts by up to ~1.8x between minutes, so the starts "
-        "below alternate round by round and only compare within this run.",
+        "below alternate round by round and only compare within this run. Speed probe "
+        f"(CPU time of a fixed {SPEED_PROBE_ITERATIONS:,}-step pure-Python loop, lower is "
+        f"faster, for comparing runs of this script): {result.speed_probe_s[0]:.3f} s at "
+        f"the start, {result.speed_probe_s[1]:.3f} s at the end.",
         "",
         "| Measure | Value | Target | Met |",
         "|---|---|---|---|",
