@@ -54,6 +54,7 @@ from scripts.container_image import (
     run_container,
     wait_ready,
 )
+from scripts.doc_sections import replace_section
 from training.features import EXAMPLE_FEATURES
 
 SECTION_TITLE: Final = "## Container (Fargate limits)"
@@ -123,7 +124,7 @@ class Result:
     load_requests: int
     load_rps: float
     load_failures: int
-    speed_probe_s: tuple[float, float] = (0.0, 0.0)
+    speed_probe_s: tuple[float, float]
 
     @property
     def default(self) -> ColdStarts:
@@ -326,9 +327,9 @@ def _notes(result: Result) -> list[str]:
         f"- Cold start is CPU-bound: the `--cpus {FARGATE_CPUS}` quota grants "
         f"{FARGATE_CPUS} CPU-s per second, so {cpu:.2f} CPU-s to ready (median, under the "
         f"quota) is {cpu / quota:.1f} s of the {median:.1f} s median; the rest is container "
-        "creation and the wait for the next quota period. Under the quota a start costs "
-        f"more CPU than without it ({cpu:.2f} against {task.cpu_unlimited_s:.2f} CPU-s): "
-        "the process is parked every 100 ms period and finds its caches cold. "
+        "creation and the wait for the next quota period. Without the quota the same start "
+        f"took {task.cpu_unlimited_s:.2f} CPU-s (one start, so the machine's drift shows "
+        "in the difference). "
         + (
             f"The {TARGET_READY_S:.0f} s target is met."
             if median < TARGET_READY_S
@@ -394,8 +395,8 @@ def render(result: Result) -> str:
         "(usage minus inactive page cache, as `docker stats`); RSS sums every process in "
         f"the container ({_processes(task)}). Host load average at the end "
         f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}. The machine is a shared "
-        "virtual one whose speed drifts by up to ~1.8x between minutes, so the starts "
-        "below alternate round by round and only compare within this run. Speed probe "
+        "virtual one whose speed drifts from minute to minute, so the starts below "
+        "alternate round by round and only compare within this run. Speed probe "
         f"(CPU time of a fixed {SPEED_PROBE_ITERATIONS:,}-step pure-Python loop, lower is "
         f"faster, for comparing runs of this script): {result.speed_probe_s[0]:.3f} s at "
         f"the start, {result.speed_probe_s[1]:.3f} s at the end.",
@@ -414,23 +415,6 @@ def render(result: Result) -> str:
     return "\n".join(lines)
 
 
-def update_doc(path: Path, section: str) -> None:
-    """Replace this script's section of the document (append it when absent)."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    try:
-        start = lines.index(SECTION_TITLE)
-    except ValueError:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = lines[end:]
-        new = "\n".join([*lines[:start], *section.splitlines(), *(["", *tail] if tail else [])])
-    path.write_text(new.rstrip("\n") + "\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, benchmark, print the table, optionally update the document."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -447,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section = render(result)
     print(section)
     if args.update_doc:
-        update_doc(args.update_doc, section)
+        replace_section(args.update_doc, SECTION_TITLE, section)
         print(f"updated {args.update_doc}", file=sys.stderr)
     return 0
 

@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any, Final
 if __package__ in (None, ""):  # run as a file: make `scripts`, `training`, `bento` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scripts.doc_sections import replace_section
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -679,20 +681,20 @@ def reasoning(run: Run) -> str:
         f"({full[1]:.0f} MiB at the peak of building it) and {compact[0]:.0f} MiB with the "
         f"compact one ({compact[1]:.0f} MiB at the peak)"
     )
-    room = TASK_MEMORY_MIB - max(compact)
-    if room < 0:
-        verdict = f"so even compacted it does not fit in the {TASK_MEMORY_MIB} MiB task."
-    elif max(full) > TASK_MEMORY_MIB:
-        verdict = (
-            f"so it fits in the {TASK_MEMORY_MIB} MiB task only compacted, with {room:.0f} MiB "
-            "left for BentoML, the service and its requests (what those take is in "
-            '"Container (Fargate limits)").'
+
+    def left(peak: float, export: str) -> str:
+        room = TASK_MEMORY_MIB - peak
+        return (
+            f"{room:.0f} MiB with the {export} export"
+            if room >= 0
+            else (f"nothing with the {export} export ({-room:.0f} MiB over)")
         )
-    else:
-        verdict = (
-            f"so it fits in the {TASK_MEMORY_MIB} MiB task either way; compacted, "
-            f"{room:.0f} MiB are left for BentoML, the service and its requests."
-        )
+
+    verdict = (
+        f"of the task's {TASK_MEMORY_MIB} MiB that leaves {left(max(compact), 'compact')} and "
+        f"{left(max(full), 'full')} for BentoML, the service and its requests (what those "
+        'take is in "Container (Fargate limits)").'
+    )
     sentences[-1] += ": " + verdict
     return " ".join(sentences)
 
@@ -737,7 +739,7 @@ def render_section(run: Run) -> str:
         "memory after minus before; creation CPU-s is `time.process_time` around the "
         f"constructor. Both are medians of {run.rounds} processes per export; every round "
         "measures every export of every forest, alternating which of full and compact goes "
-        "first, so that drift in the shared machine's speed (up to ~1.8x between runs) hits "
+        "first, so that drift in the shared machine's speed hits "
         "both alike. Compare creation CPU within this table, not across runs. MiB = 2^20 "
         "bytes.",
         "",
@@ -763,35 +765,6 @@ def render_section(run: Run) -> str:
 
 
 # --------------------------------------------------------------------------- the document
-
-
-def write_section(doc: Path, section: str) -> None:
-    """Replace only this script's section of doc (append it, or create the file, if missing).
-
-    The section runs from its heading to the next heading of level 1 or 2 outside a code
-    block; everything before and after it is kept byte for byte.
-    """
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION_TITLE), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        in_code = False
-        end = len(lines)
-        for i in range(start + 1, len(lines)):
-            if lines[i].lstrip().startswith("```"):
-                in_code = not in_code
-            if not in_code and (lines[i].startswith("# ") or lines[i].startswith("## ")):
-                end = i
-                break
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(new)
-
-
-# --------------------------------------------------------------------------- main
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -859,7 +832,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section = render_section(run)
     print(section)
     if args.update_doc:
-        write_section(args.update_doc, section)
+        replace_section(args.update_doc, SECTION_TITLE, section)
         print(f"updated '{SECTION_TITLE}' in {args.update_doc}", file=sys.stderr)
     return 0
 

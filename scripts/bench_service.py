@@ -42,12 +42,16 @@ from typing import Any
 
 import aiohttp
 
+if __package__ in (None, ""):  # run as a file: make `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.doc_sections import replace_section
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENTOML = Path(sys.executable).with_name("bentoml")
 DOC_PATH = REPO_ROOT / "docs" / "benchmarks.md"
 RESULTS_DIR = REPO_ROOT / "build" / "bench"
 SECTION_TITLE = "## Service design at 0.25 vCPU"
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "wine-quality"
 
 HOST = "127.0.0.1"
 PORTS = range(3400, 3500)
@@ -895,28 +899,6 @@ def environment_line(args: argparse.Namespace, cgroup_version: int | None, start
     )
 
 
-def write_section(doc: Path, section: str) -> None:
-    """Replace only our section of the doc (append it, or create the file, if missing)."""
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION_TITLE), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        in_code = False
-        end = len(lines)
-        for i in range(start + 1, len(lines)):
-            if lines[i].lstrip().startswith("```"):
-                in_code = not in_code
-            if not in_code and re.match(r"^#{1,2} ", lines[i]):
-                end = i
-                break
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(new)
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -975,7 +957,7 @@ def publish(report: dict[str, Any], doc: Path | None) -> None:
     print(conclusion(results))
     if doc is not None:
         section = render_section(results, runs, report["rounds"], report["environment"])
-        write_section(doc, section)
+        replace_section(doc, SECTION_TITLE, section)
         print(f"updated '{SECTION_TITLE}' in {doc}")
 
 
@@ -986,8 +968,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.render is not None:
         publish(json.loads(args.render.read_text()), doc)
         return 0
-    if not os.environ.get("WINEQ_DATA_DIR") and (DEFAULT_DATA_DIR / "SHA256SUMS").is_file():
-        os.environ["WINEQ_DATA_DIR"] = str(DEFAULT_DATA_DIR)
     chosen = [v for v in VARIANTS if v.key in args.variants.split(",")]
     if args.no_cgroup:
         chosen = [Variant(v.key, v.label, v.service, v.env, v.batch_methods, False) for v in chosen]

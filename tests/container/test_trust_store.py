@@ -1,9 +1,11 @@
 """The image's TLS trust: CAs come from the hashed system directory, found on demand.
 
-The image sets SSL_CERT_FILE=/dev/null and SSL_CERT_DIR=/etc/ssl/certs so a default SSL
+The image sets an empty SSL_CERT_FILE and SSL_CERT_DIR=/etc/ssl/certs so a default SSL
 context does not parse the whole CA bundle when it is created (docker/Dockerfile.j2).
-These tests show the trust store still works through the directory, that creating a
-context loads nothing, and that the S3 client keeps its own complete bundle.
+These tests show the trust store still works through the directory, for Python's
+default context and for httpx's (which reads both variables itself), that creating a
+context loads nothing, that the directory holds the system CAs, and that the S3 client
+keeps its own complete bundle.
 """
 
 from __future__ import annotations
@@ -21,30 +23,43 @@ from cryptography.x509.oid import NameOID
 
 pytestmark = pytest.mark.container
 
-# Runs inside the image: a TLS server on loopback with the test's leaf certificate, and a
-# client with Python's default context (what aiohttp, httpx and urllib use).
+# Runs inside the image: a TLS server on loopback with the test's leaf certificate, and
+# clients with Python's default context (aiohttp, urllib) and with httpx's (BentoML's
+# HTTP clients), each built the way those libraries build it from the environment.
 _HANDSHAKE = """
 import json, socket, ssl, threading
-client = ssl.create_default_context()
-created_with = client.cert_store_stats()["x509_ca"]
+import httpx
 server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 server.load_cert_chain("/certs/leaf.pem", "/certs/leaf.key")
 listener = socket.create_server(("127.0.0.1", 0))
 def serve():
-    connection, _ = listener.accept()
-    try:
-        with server.wrap_socket(connection, server_side=True) as tls:
-            tls.sendall(b"ok")
-    except (ssl.SSLError, OSError):
-        pass
+    while True:
+        connection, _ = listener.accept()
+        try:
+            with server.wrap_socket(connection, server_side=True) as tls:
+                tls.sendall(b"ok")
+        except (ssl.SSLError, OSError):
+            pass
 threading.Thread(target=serve, daemon=True).start()
-try:
-    with socket.create_connection(listener.getsockname()) as raw:
-        with client.wrap_socket(raw, server_hostname="localhost") as tls:
-            result = tls.recv(2).decode()
-except ssl.SSLCertVerificationError as exc:
-    result = "refused: " + exc.verify_message
-print(json.dumps({"x509_ca_at_creation": created_with, "result": result}))
+def handshake(client):
+    try:
+        with socket.create_connection(listener.getsockname()) as raw:
+            with client.wrap_socket(raw, server_hostname="localhost") as tls:
+                return tls.recv(2).decode()
+    except ssl.SSLCertVerificationError as exc:
+        return "refused: " + exc.verify_message
+answer = {}
+for name, make in (("default", ssl.create_default_context), ("httpx", httpx.create_ssl_context)):
+    client = make()
+    answer[name] = {"x509_ca_at_creation": client.cert_store_stats()["x509_ca"],
+                    "result": handshake(client)}
+print(json.dumps(answer))
+"""
+
+_HASHED_DIRECTORY = """
+import glob, json, os
+links = glob.glob(os.path.join(os.environ["SSL_CERT_DIR"], "*.[0-9]"))
+print(json.dumps({"cert_file": os.environ["SSL_CERT_FILE"], "hashed_cas": len(links)}))
 """
 
 _BOTOCORE_BUNDLE = """
@@ -164,9 +179,9 @@ def test_a_ca_in_the_hashed_directory_verifies_a_server(
         f"{folder}:/certs:ro",
         f"{folder / 'ca.pem'}:/etc/ssl/certs/{subject_hash}.0:ro",
     )
-    assert answer["result"] == "ok", answer
-    # Found when the handshake needed it, not parsed when the context was made.
-    assert answer["x509_ca_at_creation"] == 0, answer
+    for client in ("default", "httpx"):
+        assert answer[client] == {"x509_ca_at_creation": 0, "result": "ok"}, answer
+        # x509_ca 0: found when the handshake needed it, not parsed when the context was made.
 
 
 def test_a_ca_outside_the_trust_store_is_refused(
@@ -174,7 +189,14 @@ def test_a_ca_outside_the_trust_store_is_refused(
 ) -> None:
     folder, _ = test_pki
     answer = _run_in_image(service_image, _HANDSHAKE, f"{folder}:/certs:ro")
-    assert str(answer["result"]).startswith("refused: "), answer
+    for client in ("default", "httpx"):
+        assert str(answer[client]["result"]).startswith("refused: "), answer  # type: ignore[index]
+
+
+def test_the_hashed_directory_holds_the_system_cas(service_image: str) -> None:
+    answer = _run_in_image(service_image, _HASHED_DIRECTORY)
+    assert answer["cert_file"] == ""
+    assert int(str(answer["hashed_cas"])) > 100, answer
 
 
 def test_the_s3_client_keeps_its_own_complete_ca_bundle(service_image: str) -> None:

@@ -11,9 +11,9 @@ from scripts.bench_container import (
     ColdStarts,
     Result,
     render,
-    update_doc,
     variants,
 )
+from scripts.doc_sections import replace_section
 
 IMAGE = "wine-quality:abc-123"
 BASELINE = "wine-quality:old-122"
@@ -31,6 +31,7 @@ def _result(launcher_s: list[float], with_baseline: bool = True) -> Result:
     return Result(
         image=IMAGE, image_mb=510.0, cold_starts=cold, idle_mb=150.0, idle_rss_mb=197.0,
         load_mb=160.0, load_rss_mb=205.0, load_requests=3000, load_rps=120.0, load_failures=0,
+        speed_probe_s=(0.31, 0.27),
     )  # fmt: skip
 
 
@@ -72,6 +73,10 @@ def test_side_by_side_table_has_every_start_with_its_runs():
     assert "starts 2.0 s sooner" in section  # the baseline's median 9.5 - 7.5
 
 
+def test_the_speed_probe_is_reported():
+    assert "0.310 s at the start, 0.270 s at the end" in render(_result([7.0, 7.5, 8.0]))
+
+
 def test_without_a_baseline_there_is_no_baseline_row():
     section = render(_result([7.0, 7.5, 8.0], with_baseline=False))
     assert "baseline" not in section
@@ -83,7 +88,7 @@ def test_update_doc_replaces_only_its_own_section(tmp_path: Path):
         f"# Benchmarks\n\n## Before\n\nkept 1\n\n{SECTION_TITLE}\n\nold numbers\n\n"
         "## After\n\nkept 2\n"
     )
-    update_doc(doc, render(_result([7.0, 7.5, 8.0])))
+    replace_section(doc, SECTION_TITLE, render(_result([7.0, 7.5, 8.0])))
     text = doc.read_text()
     assert "old numbers" not in text
     assert text.index("## Before") < text.index(SECTION_TITLE) < text.index("## After")

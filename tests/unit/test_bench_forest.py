@@ -23,8 +23,8 @@ from scripts.bench_forest import (
     probe_order,
     render_section,
     run_from_dict,
-    write_section,
 )
+from scripts.doc_sections import replace_section
 
 
 def _probe(session_mib: float, cpu_s: float, digest: str = "same") -> Probe:
@@ -130,10 +130,7 @@ def test_command_line_takes_configs_and_defaults_to_the_documented_list():
 
 
 def test_default_config_is_the_training_default():
-    from training.settings import TrainingSettings
-
-    fields = TrainingSettings.model_fields
-    assert default_config() == (fields["n_estimators"].default, fields["min_samples_leaf"].default)
+    assert default_config() == (60, 3)  # training/settings.py: 60 trees, leaves of 3 rows
 
 
 def test_every_round_measures_every_export_and_alternates_which_goes_first():
@@ -222,7 +219,7 @@ DOC = (
 def test_section_rewrite_replaces_only_its_own_section(tmp_path: Path):
     doc = tmp_path / "benchmarks.md"
     doc.write_text(DOC)
-    write_section(doc, "## Forest size\n\nnew text\n")
+    replace_section(doc, SECTION_TITLE, "## Forest size\n\nnew text\n")
     text = doc.read_text()
     before, after = DOC.split("## Forest size\n")[0], DOC.split("more old text\n\n")[1]
     assert text == before + "## Forest size\n\nnew text\n\n" + after
@@ -233,9 +230,9 @@ def test_section_rewrite_replaces_only_its_own_section(tmp_path: Path):
 def test_section_rewrite_is_stable_when_repeated(tmp_path: Path):
     doc = tmp_path / "benchmarks.md"
     doc.write_text(DOC)
-    write_section(doc, "## Forest size\n\nnew text\n")
+    replace_section(doc, SECTION_TITLE, "## Forest size\n\nnew text\n")
     once = doc.read_text()
-    write_section(doc, "## Forest size\n\nnew text\n")
+    replace_section(doc, SECTION_TITLE, "## Forest size\n\nnew text\n")
     assert doc.read_text() == once
 
 
@@ -243,12 +240,12 @@ def test_section_as_the_last_one_keeps_everything_before_it(tmp_path: Path):
     doc = tmp_path / "benchmarks.md"
     head = "# Benchmarks\n\n## Other\n\nother text\n\n"
     doc.write_text(head + "## Forest size\n\nold\n")
-    write_section(doc, "## Forest size\n\nnew\n")
+    replace_section(doc, SECTION_TITLE, "## Forest size\n\nnew\n")
     assert doc.read_text() == head + "## Forest size\n\nnew\n"
 
 
 def test_section_is_appended_when_missing(tmp_path: Path):
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\n## Other\n\ntext\n")
-    write_section(doc, "## Forest size\n\nnew\n")
+    replace_section(doc, SECTION_TITLE, "## Forest size\n\nnew\n")
     assert doc.read_text() == "# Benchmarks\n\n## Other\n\ntext\n\n## Forest size\n\nnew\n"

@@ -9,7 +9,14 @@ import pytest
 
 from training.features import FEATURE_NAMES, MODEL_COLUMNS, encode_row
 from training.settings import TrainingSettings
-from training.train import build_forest, hyperparameters, labels, model_matrix, train_forest
+from training.train import (
+    build_forest,
+    compact_tree_ensembles,
+    hyperparameters,
+    labels,
+    model_matrix,
+    train_forest,
+)
 
 FAST_TREES = 15
 
@@ -94,10 +101,12 @@ def test_forest_learns_both_wine_types(wine_frame: pd.DataFrame):
 
 
 def _tree_node(model_bytes: bytes) -> onnx.NodeProto:
-
     model = onnx.load_from_string(model_bytes)
-    (node,) = [n for n in model.graph.node if n.op_type == "TreeEnsembleClassifier"]
-    return node
+    nodes: list[onnx.NodeProto] = [
+        n for n in model.graph.node if n.op_type == "TreeEnsembleClassifier"
+    ]
+    assert len(nodes) == 1
+    return nodes[0]
 
 
 def test_compact_onnx_scores_every_row_exactly_like_the_full_export(wine_frame: pd.DataFrame):
@@ -128,3 +137,28 @@ def test_compact_onnx_scores_every_row_exactly_like_the_full_export(wine_frame: 
     full_weights = {a.name: a for a in _tree_node(full).attribute}["class_weights"].floats
     assert len(attributes["class_weights"].floats) < len(full_weights) / 2
     assert len(compact) < len(full) * 0.7
+
+
+def test_compaction_leaves_class_entries_with_a_negative_weight_alone():
+    # Another converter's ensemble (not a forest's probabilities): a zero entry can decide
+    # the label when the others are negative, so the class entries must stay.
+    node = onnx.helper.make_node(
+        "TreeEnsembleClassifier",
+        ["X"],
+        ["Y", "Z"],
+        domain="ai.onnx.ml",
+        class_ids=[0, 1],
+        class_nodeids=[0, 0],
+        class_treeids=[0, 0],
+        class_weights=[0.0, -0.5],
+        classlabels_int64s=[0, 1],
+        nodes_hitrates=[1.0],
+        nodes_missing_value_tracks_true=[0],
+    )
+    model = onnx.helper.make_model(onnx.helper.make_graph([node], "g", [], []))
+    compact_tree_ensembles(model)
+    attributes = {a.name: a for a in model.graph.node[0].attribute}
+    assert list(attributes["class_weights"].floats) == [0.0, -0.5]
+    assert list(attributes["class_ids"].ints) == [0, 1]
+    assert "nodes_hitrates" not in attributes
+    assert "nodes_missing_value_tracks_true" not in attributes
