@@ -10,12 +10,13 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from training.artifacts import JOBLIB_FILENAME, ONNX_FILENAME, ONNX_PROBABILITIES_OUTPUT
 from training.checksums import sha256_file
 from training.features import FEATURE_NAMES, MODEL_COLUMNS
 
 logger = logging.getLogger("bentoml.wineq")
 
-ARTIFACT_FILES = {"onnx": "model.onnx", "sklearn": "model.joblib"}
+ARTIFACT_FILES = {"onnx": ONNX_FILENAME, "sklearn": JOBLIB_FILENAME}
 
 
 class ModelLoadError(RuntimeError):
@@ -44,8 +45,7 @@ class OnnxEngine:
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._input = self._session.get_inputs()[0].name
-        outputs = [o.name for o in self._session.get_outputs()]
-        self._output = next((o for o in outputs if "prob" in o), outputs[-1])
+        self._output = ONNX_PROBABILITIES_OUTPUT
 
     def predict_proba(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Class probabilities, one row per input row."""

@@ -72,25 +72,33 @@ class Predictor:
             raise ValueError(f"expected {len(MODEL_COLUMNS)} columns, got {matrix.shape}")
         probabilities = self.model.engine.predict_proba(matrix)
         best = probabilities.argmax(axis=1)
+        predicted = self._classes[best]
         measurements = matrix[:, : len(FEATURE_NAMES)]
         outside = (measurements < self._lows) | (measurements > self._highs)
+        # Python values once per batch (same floats as float(np.float32)), not numpy
+        # scalars per row and class.
+        rows_probabilities: list[list[float]] = probabilities.tolist()
+        best_columns: list[int] = best.tolist()
+        any_outside: list[bool] = np.asarray(outside.any(axis=1)).tolist()
         version = self.model.version
         answers: list[dict[str, Any]] = []
-        for i, row in enumerate(rows):
-            probs = probabilities[i]
-            flagged = [FEATURE_NAMES[j] for j in np.flatnonzero(outside[i])]
+        for i, (row, probs, column, quality) in enumerate(
+            zip(rows, rows_probabilities, best_columns, predicted.tolist(), strict=True)
+        ):
+            flagged = (
+                [FEATURE_NAMES[j] for j in np.flatnonzero(outside[i])] if any_outside[i] else []
+            )
             answers.append(
                 {
-                    "prediction": int(self._classes[best[i]]),
-                    "confidence": round(float(probs[best[i]]), 6),
+                    "prediction": int(quality),
+                    "confidence": round(probs[column], 6),
                     "probabilities": {
-                        label: round(float(p), 6)
-                        for label, p in zip(self._labels, probs, strict=True)
+                        label: round(p, 6) for label, p in zip(self._labels, probs, strict=True)
                     },
                     "model_version": version,
                     "out_of_distribution": flagged,
                     "request_id": row.request_id,
                 }
             )
-        self.metrics.observe(self._classes[best], outside)
+        self.metrics.observe(predicted, outside)
         return answers

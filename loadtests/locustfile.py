@@ -98,15 +98,10 @@ def parse_mix(spec: str) -> dict[str, int]:
 @cache
 def wine_pool() -> tuple[Features, ...]:
     """Every row of both UCI CSVs as a /predict `features` object (honours WINEQ_DATA_DIR)."""
-    from training.data import load_wine_data
+    from training.data import load_wine_data, request_features
     from training.settings import TrainingSettings
 
-    frame = load_wine_data(TrainingSettings()).frame
-    columns = [*FEATURE_NAMES, WINE_TYPE_FIELD]
-    return tuple(
-        {name: (value if name == WINE_TYPE_FIELD else float(value)) for name, value in row}
-        for row in (zip(columns, values, strict=True) for values in frame[columns].to_numpy())
-    )
+    return tuple(request_features(load_wine_data(TrainingSettings()).frame))
 
 
 def _missing_field(wine: Features) -> Features:

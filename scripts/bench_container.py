@@ -41,7 +41,6 @@ from scripts.container_image import (
     MODEL_NAME,
     Container,
     ImageBuildError,
-    cgroup_cpu_file,
     cpu_seconds_until_ready,
     ensure_image,
     image_label,
@@ -49,7 +48,6 @@ from scripts.container_image import (
     memory_usage_mb,
     model_info,
     process_cpu_seconds,
-    read_cgroup_cpu_seconds,
     resident_mb,
     run_container,
     wait_ready,
@@ -138,9 +136,8 @@ def measure_cold_start(image: str, command: Sequence[str] = ()) -> tuple[float, 
     started = time.monotonic()
     container = run_container(image, command=command)
     try:
-        path = cgroup_cpu_file(container)
-        wait_ready(container, timeout=180, interval=0.05)
-        return time.monotonic() - started, read_cgroup_cpu_seconds(path)
+        cpu_seconds = cpu_seconds_until_ready(container, timeout=180, interval=0.05)
+        return time.monotonic() - started, cpu_seconds
     finally:
         container.remove()
 

@@ -675,18 +675,15 @@ def train_model(home: Path, trees: int | None) -> str:
 
 def request_bodies() -> list[bytes]:
     """One-row /predict bodies sampled from both UCI CSVs (WINEQ_DATA_DIR honoured)."""
-    from training.data import load_wine_data
-    from training.features import FEATURE_NAMES, WINE_TYPE_FIELD
+    from training.data import load_wine_data, request_features
     from training.settings import TrainingSettings
 
     frame = load_wine_data(TrainingSettings()).frame
     sample = frame.sample(n=min(SAMPLE_ROWS, len(frame)), random_state=SAMPLE_SEED)
-    bodies = []
-    for i, row in enumerate(sample.to_dict(orient="records")):
-        features = {name: float(row[name]) for name in FEATURE_NAMES}
-        features[WINE_TYPE_FIELD] = row[WINE_TYPE_FIELD]
-        bodies.append(json.dumps({"features": features, "request_id": f"bench-{i}"}).encode())
-    return bodies
+    return [
+        json.dumps({"features": features, "request_id": f"bench-{i}"}).encode()
+        for i, features in enumerate(request_features(sample))
+    ]
 
 
 def variant_home(base: Path, key: str) -> Path:

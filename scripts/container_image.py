@@ -393,14 +393,8 @@ def cpu_seconds_until_ready(
     first 200 at once (an idle ready worker adds almost nothing meanwhile).
     """
     path = cgroup_cpu_file(container)
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if http_status(f"{container.url}/readyz", timeout=1.0) == 200:
-            return read_cgroup_cpu_seconds(path)
-        if container.state().get("Status") not in ("created", "running"):
-            raise RuntimeError(f"container exited before ready:\n{container.logs()[-4000:]}")
-        time.sleep(interval)
-    raise TimeoutError(f"not ready within {timeout:.0f} s:\n{container.logs()[-4000:]}")
+    wait_ready(container, timeout=timeout, interval=interval)
+    return read_cgroup_cpu_seconds(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

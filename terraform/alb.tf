@@ -1,5 +1,6 @@
 locals {
   tls_enabled = var.domain_name != null
+  service_url = local.tls_enabled ? "https://${var.domain_name}" : "http://${aws_lb.this.dns_name}"
 }
 
 resource "aws_lb" "this" {

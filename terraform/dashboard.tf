@@ -45,7 +45,7 @@ locals {
           ["AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer", aws_lb.this.arn_suffix, "TargetGroup", aws_lb_target_group.service.arn_suffix, { stat = "p99", label = "p99" }],
         ]
         annotations = {
-          horizontal = [{ label = "p99 alarm", value = var.p99_latency_threshold_ms / 1000 }]
+          horizontal = [{ label = "p99 alarm", value = local.p99_latency_threshold_s }]
         }
       }
     },

@@ -27,6 +27,9 @@ locals {
     TargetGroup  = aws_lb_target_group.service.arn_suffix
   }
   alarm_actions = [aws_sns_topic.alarms.arn]
+
+  # ALB TargetResponseTime is in seconds; the variable is in milliseconds.
+  p99_latency_threshold_s = var.p99_latency_threshold_ms / 1000
 }
 
 # 5xx share of all requests (the service's and the ALB's own, e.g. 503 with no
@@ -96,7 +99,7 @@ resource "aws_cloudwatch_metric_alarm" "latency_p99" {
   period              = 60
   evaluation_periods  = 3
   comparison_operator = "GreaterThanThreshold"
-  threshold           = var.p99_latency_threshold_ms / 1000
+  threshold           = local.p99_latency_threshold_s
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions

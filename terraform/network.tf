@@ -145,7 +145,7 @@ resource "aws_vpc_security_group_ingress_rule" "alb_http" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "alb_https" {
-  for_each = var.domain_name == null ? toset([]) : toset(var.allowed_ingress_cidrs)
+  for_each = local.tls_enabled ? toset(var.allowed_ingress_cidrs) : toset([])
 
   security_group_id = aws_security_group.alb.id
   description       = "HTTPS from clients"

@@ -1,6 +1,6 @@
 output "service_url" {
   description = "Public URL of the service (HTTPS when a domain is set)."
-  value       = local.tls_enabled ? "https://${var.domain_name}" : "http://${aws_lb.this.dns_name}"
+  value       = local.service_url
 }
 
 output "alb_dns_name" {
@@ -65,6 +65,6 @@ output "github_environment_variables" {
     TASK_FAMILY         = aws_ecs_task_definition.service.family
     CONTAINER_NAME      = local.container_name
     MODEL_BUCKET        = aws_s3_bucket.models.bucket
-    SERVICE_URL         = local.tls_enabled ? "https://${var.domain_name}" : "http://${aws_lb.this.dns_name}"
+    SERVICE_URL         = local.service_url
   }
 }

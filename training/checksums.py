@@ -1,4 +1,4 @@
-"""SHA-256 of files, the one checksum every artifact and data file is verified with.
+"""SHA-256 of files and bytes, the one checksum every artifact and data file is verified with.
 
 Standard library only: the serving image imports it to verify the bundled model.
 """
@@ -18,3 +18,8 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_bytes(payload: bytes) -> str:
+    """Hex SHA-256 of bytes."""
+    return hashlib.sha256(payload).hexdigest()

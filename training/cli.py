@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from training.mirror_cli import Command, one_line
 from training.settings import TrainingSettings
 
 logger = logging.getLogger(__name__)
@@ -22,12 +23,6 @@ EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_BELOW_REFERENCE: Final = 3
 DEFAULT_REPORT: Final = Path("docs/model.md")
-
-Command = Callable[[argparse.Namespace], int]
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -143,18 +138,18 @@ def _run(command: Command, args: argparse.Namespace) -> int:
     try:
         return command(args)
     except DataValidationError as exc:
-        print(f"error: {_one_line(exc)} (run with -v for the full report)", file=sys.stderr)
+        print(f"error: {one_line(exc)} (run with -v for the full report)", file=sys.stderr)
         logger.debug("%s", exc.report.render())
         return EXIT_FAILURE
     except (DataError, ArtifactError, ValidationError, OSError) as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the CLI contract: one line, never a traceback
         logger.debug("unexpected failure", exc_info=True)
-        print(f"error: unexpected {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: unexpected {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
         return EXIT_FAILURE
 
 

@@ -174,3 +174,15 @@ def load_wine_data(settings: TrainingSettings | None = None) -> WineData:
         data_sha256=combined_sha256(file_sha256),
         sources=sources,
     )
+
+
+def request_features(frame: pd.DataFrame) -> list[dict[str, float | str]]:
+    """Each row as the ``features`` object /predict takes: the measurements and wine_type."""
+    columns = [*FEATURE_NAMES, WINE_TYPE_FIELD]
+    return [
+        {
+            name: (value if name == WINE_TYPE_FIELD else float(value))
+            for name, value in zip(columns, values, strict=True)
+        }
+        for values in frame[columns].itertuples(index=False)
+    ]

@@ -10,7 +10,7 @@ identical rows in the same fold, which is the honest estimate for unseen wines.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
@@ -140,26 +140,19 @@ def leaked_rows(frame: pd.DataFrame, splits: Sequence[Split]) -> int:
     return total
 
 
-def _iter_fold_predictions(
+def out_of_fold_predictions(
     frame: pd.DataFrame, splits: Sequence[Split], settings: TrainingSettings
-) -> Iterator[tuple[npt.NDArray[np.intp], IntVector]]:
+) -> IntVector:
+    """Predictions for every row from the fold in which it was held out (-1: never held out)."""
     features = model_matrix(frame)
     target = labels(frame)
+    predictions = np.full(len(frame), -1, dtype=np.int64)
     for number, (train_idx, test_idx) in enumerate(splits, start=1):
         logger.info(
             "fold %d/%d: %d train, %d test rows", number, len(splits), len(train_idx), len(test_idx)
         )
         forest = fit_forest(features[train_idx], target[train_idx], settings)
-        yield test_idx, forest.predict(features[test_idx]).astype(np.int64)
-
-
-def out_of_fold_predictions(
-    frame: pd.DataFrame, splits: Sequence[Split], settings: TrainingSettings
-) -> IntVector:
-    """Predictions for every row from the fold in which it was held out."""
-    predictions = np.full(len(frame), -1, dtype=np.int64)
-    for test_idx, predicted in _iter_fold_predictions(frame, splits, settings):
-        predictions[test_idx] = predicted
+        predictions[test_idx] = forest.predict(features[test_idx])
     return predictions
 
 
@@ -212,12 +205,9 @@ def evaluate_all(frame: pd.DataFrame, settings: TrainingSettings) -> list[Protoc
 
 def holdout_metrics(frame: pd.DataFrame, settings: TrainingSettings) -> dict[str, TypeMetrics]:
     """Leakage-free metrics from one grouped fold (the quick estimate ``train`` stores)."""
-    train_idx, test_idx = fold_splits(frame, "grouped", settings)[0]
-    features = model_matrix(frame)
-    forest = fit_forest(features[train_idx], labels(frame)[train_idx], settings)
-    predictions = np.full(len(frame), -1, dtype=np.int64)
-    predictions[test_idx] = forest.predict(features[test_idx])
-    return per_type_metrics(frame, predictions, rows=test_idx)
+    split = fold_splits(frame, "grouped", settings)[0]
+    predictions = out_of_fold_predictions(frame, [split], settings)
+    return per_type_metrics(frame, predictions, rows=split[1])
 
 
 def _pct(value: float) -> str:

@@ -23,6 +23,11 @@ logger = logging.getLogger(__name__)
 Command = Callable[[argparse.Namespace], int]
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type when it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 @dataclass(frozen=True)
 class _Target:
     bucket: str
@@ -43,17 +48,15 @@ def _target(args: argparse.Namespace) -> _Target:
     return _Target(bucket, prefix, settings.model_name)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _reporting_errors(command: Command) -> Command:
-    """Print failures as one line on stderr and return non-zero instead of a traceback."""
+    """Map the mirror's own failures to one line on stderr and an exit code.
+
+    A usage error exits 2 and a mirror or BentoML store failure exits 1; everything else
+    goes on to the CLI's common handler (training.cli._run)."""
 
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
         from bentoml.exceptions import BentoMLException
-        from pydantic import ValidationError
 
         from training.mirror import MirrorError
 
@@ -62,12 +65,8 @@ def _reporting_errors(command: Command) -> Command:
         except _UsageError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        except (MirrorError, BentoMLException, ValidationError, OSError) as exc:
-            print(f"error: {_one_line(exc)}", file=sys.stderr)
-            return 1
-        except Exception as exc:  # the CLI contract: one line, never a traceback
-            logger.debug("unexpected failure", exc_info=True)
-            print(f"error: unexpected {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        except (MirrorError, BentoMLException) as exc:
+            print(f"error: {one_line(exc)}", file=sys.stderr)
             return 1
 
     return run

@@ -12,7 +12,6 @@ service verifies ``artifacts`` (sha256 per file) before it reports ready.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import subprocess
 from collections.abc import Mapping
@@ -22,16 +21,18 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
-from training.checksums import sha256_file
+from training.artifacts import (
+    ARTIFACT_FILENAMES,
+    JOBLIB_FILENAME,
+    ONNX_FILENAME,
+)
+from training.checksums import sha256_bytes, sha256_file
 from training.features import FEATURE_NAMES, MODEL_COLUMNS, WINE_TYPES
 
 if TYPE_CHECKING:
     from bentoml import Model
     from sklearn.ensemble import RandomForestClassifier
 
-ONNX_FILENAME: Final = "model.onnx"
-JOBLIB_FILENAME: Final = "model.joblib"
-ARTIFACT_FILENAMES: Final[tuple[str, ...]] = (ONNX_FILENAME, JOBLIB_FILENAME)
 STAGE_CANDIDATE: Final = "candidate"
 METADATA_KEYS: Final[tuple[str, ...]] = (
     "feature_columns",
@@ -52,11 +53,6 @@ GIT_TIMEOUT_S: Final = 5.0
 
 class ArtifactError(Exception):
     """A model store entry is missing a file or a file does not match its recorded sha256."""
-
-
-def sha256_bytes(payload: bytes) -> str:
-    """Hex SHA-256 of bytes."""
-    return hashlib.sha256(payload).hexdigest()
 
 
 def feature_ranges(frame: pd.DataFrame) -> dict[str, list[float]]:

@@ -10,6 +10,9 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
+from training.artifacts import (
+    ONNX_INPUT_NAME,
+)
 from training.features import FEATURE_NAMES, MODEL_COLUMNS, TARGET, WINE_TYPE_FIELD
 from training.settings import TrainingSettings
 
@@ -18,9 +21,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ONNX_INPUT_NAME: Final = "input"
-ONNX_LABEL_OUTPUT: Final = "label"
-ONNX_PROBABILITIES_OUTPUT: Final = "probabilities"
 # Opsets every onnxruntime >= 1.14 executes (ai.onnx.ml 3 is the TreeEnsembleClassifier
 # with float thresholds, the form skl2onnx converts forests to by default).
 ONNX_TARGET_OPSET: Final[dict[str, int]] = {"": 17, "ai.onnx.ml": 3}

@@ -14,9 +14,11 @@ import pandas as pd
 import pytest
 
 from scripts.container_image import Container, memory_usage_mb
-from training.features import EXAMPLE_FEATURES, FEATURE_NAMES
+from training.artifacts import ONNX_INPUT_NAME, ONNX_PROBABILITIES_OUTPUT
+from training.data import request_features
+from training.features import EXAMPLE_FEATURES
 from training.store import onnx_path
-from training.train import ONNX_INPUT_NAME, ONNX_PROBABILITIES_OUTPUT, model_matrix
+from training.train import model_matrix
 
 pytestmark = pytest.mark.container
 
@@ -31,19 +33,16 @@ MEMORY_GROWTH_MB = 25.0
 PROBABILITY_TOLERANCE = 1e-5
 
 
-_ANY_ROW = pd.Series({**EXAMPLE_FEATURES})
-
-
-def _record(row: pd.Series) -> dict[str, Any]:
-    features: dict[str, Any] = {name: float(row[name]) for name in FEATURE_NAMES}
-    features["wine_type"] = str(row["wine_type"])
-    return features
-
-
 @pytest.fixture(scope="module")
 def sample(wine_frame: pd.DataFrame) -> pd.DataFrame:
     """Real rows of both wine types, in a fixed order."""
     return wine_frame.sample(n=BATCH_ROWS, random_state=7).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def records(sample: pd.DataFrame) -> list[dict[str, float | str]]:
+    """The sample as /predict `features` objects."""
+    return request_features(sample)
 
 
 @pytest.fixture(scope="module")
@@ -73,16 +72,14 @@ def test_readyz_is_200_once_started(ready_container: Container) -> None:
 
 def test_predict_matches_the_offline_model(
     ready_container: Container,
-    sample: pd.DataFrame,
+    records: list[dict[str, float | str]],
     offline_probabilities: np.ndarray,
     trained_model_tag: str,
 ) -> None:
     version = trained_model_tag.split(":", 1)[1]
     with httpx.Client(base_url=ready_container.url, timeout=30) as client:
         for i in range(SINGLE_ROWS):
-            response = client.post(
-                "/predict", json={"features": _record(sample.iloc[i]), "request_id": f"r{i}"}
-            )
+            response = client.post("/predict", json={"features": records[i], "request_id": f"r{i}"})
             assert response.status_code == 200, response.text
             answer = response.json()
             assert answer["request_id"] == f"r{i}"
@@ -91,15 +88,15 @@ def test_predict_matches_the_offline_model(
 
 def test_predict_batch_matches_the_offline_model_in_order(
     ready_container: Container,
-    sample: pd.DataFrame,
+    records: list[dict[str, float | str]],
     offline_probabilities: np.ndarray,
     trained_model_tag: str,
 ) -> None:
-    body = {"features_list": [_record(row) for _, row in sample.iterrows()]}
+    body = {"features_list": records}
     response = httpx.post(f"{ready_container.url}/predict/batch", json=body, timeout=60)
     assert response.status_code == 200, response.text
     answers = response.json()
-    assert len(answers) == len(sample)
+    assert len(answers) == len(records)
     version = trained_model_tag.split(":", 1)[1]
     for answer, expected in zip(answers, offline_probabilities, strict=True):
         _check_answer(answer, expected, version)
@@ -141,16 +138,15 @@ def test_serves_with_a_read_only_root_file_system(ready_container: Container) ->
     ).stdout.strip()
     assert read_only == "true"
     response = httpx.post(
-        f"{ready_container.url}/predict", json={"features": _record(_ANY_ROW)}, timeout=30
+        f"{ready_container.url}/predict", json={"features": dict(EXAMPLE_FEATURES)}, timeout=30
     )
     assert response.status_code == 200, response.text
     assert httpx.get(f"{ready_container.url}/readyz", timeout=5).status_code == 200
 
 
 def test_memory_stays_bounded_over_10000_requests(
-    ready_container: Container, sample: pd.DataFrame
+    ready_container: Container, records: list[dict[str, float | str]]
 ) -> None:
-    records = [_record(row) for _, row in sample.iterrows()]
     per_round = LOAD_REQUESTS // MEMORY_SAMPLES
     samples: list[float] = []
     failures: list[int] = []

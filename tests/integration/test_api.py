@@ -14,28 +14,19 @@ import pandas as pd
 import pytest
 
 from bento.settings import ServiceSettings
-from training.features import EXAMPLE_FEATURES, FEATURE_NAMES, MODEL_COLUMNS
+from training.data import request_features
+from training.features import EXAMPLE_FEATURES
+from training.train import model_matrix
 
 pytestmark = pytest.mark.integration
 
 MAX_ROWS = ServiceSettings().max_batch_rows
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    columns = [*FEATURE_NAMES, "wine_type"]
-    return [
-        {k: (v if k == "wine_type" else float(v)) for k, v in zip(columns, row, strict=True)}
-        for row in frame[columns].itertuples(index=False)
-    ]
-
-
 def _offline_predictions(bentoml_home: Path, tag: str, frame: pd.DataFrame) -> np.ndarray:
     name, version = tag.split(":")
     forest = joblib.load(bentoml_home / "models" / name / version / "model.joblib")
-    matrix = frame.assign(is_white=(frame["wine_type"] == "white").astype(float))[
-        list(MODEL_COLUMNS)
-    ].to_numpy(np.float32)
-    return np.asarray(forest.predict(matrix))
+    return np.asarray(forest.predict(model_matrix(frame)))
 
 
 def test_predict_accepts_the_existing_clients_shape(service_url: str) -> None:
@@ -72,7 +63,7 @@ def test_every_response_carries_the_model_version(service_url: str, trained_mode
 def test_all_rows_of_both_files_are_accepted_and_match_offline_predictions(
     service_url: str, wine_frame: pd.DataFrame, bentoml_home: Path, trained_model_tag: str
 ) -> None:
-    records = _records(wine_frame)
+    records = request_features(wine_frame)
     chunks = [records[i : i + MAX_ROWS] for i in range(0, len(records), MAX_ROWS)]
 
     def send(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,14 +8,10 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
+from training.artifacts import ONNX_INPUT_NAME, ONNX_LABEL_OUTPUT, ONNX_PROBABILITIES_OUTPUT
 from training.features import MODEL_COLUMNS
 from training.store import load_sklearn, onnx_path
-from training.train import (
-    ONNX_INPUT_NAME,
-    ONNX_LABEL_OUTPUT,
-    ONNX_PROBABILITIES_OUTPUT,
-    model_matrix,
-)
+from training.train import model_matrix
 
 PROBABILITY_TOLERANCE = 1e-5
 

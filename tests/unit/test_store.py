@@ -12,10 +12,10 @@ import bentoml
 import pytest
 import yaml
 
+from training.artifacts import ARTIFACT_FILENAMES
 from training.checksums import sha256_file
 from training.features import FEATURE_NAMES, MODEL_COLUMNS
 from training.store import (
-    ARTIFACT_FILENAMES,
     METADATA_KEYS,
     ArtifactError,
     latest_model_tag,

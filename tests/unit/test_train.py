@@ -112,7 +112,8 @@ def _tree_node(model_bytes: bytes) -> onnx.NodeProto:
 def test_compact_onnx_scores_every_row_exactly_like_the_full_export(wine_frame: pd.DataFrame):
     import onnxruntime as ort
 
-    from training.train import ONNX_INPUT_NAME, to_onnx
+    from training.artifacts import ONNX_INPUT_NAME
+    from training.train import to_onnx
 
     settings = TrainingSettings(n_estimators=FAST_TREES)
     forest = train_forest(wine_frame, settings)
