@@ -135,18 +135,12 @@ class RequestGuard:
                     if status in (429, 503)
                     else "an unexpected error happened; it has been logged",
                 )
-                body = error.body()
-                headers = [
+                kept = [
                     (k, v)
                     for k, v in message.get("headers", [])
                     if k not in (b"content-length", b"content-type")
                 ]
-                headers += [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ]
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": body, "more_body": False})
+                await _send_json(send, status, error.body(), kept)
                 return
             if replaced:
                 return
@@ -204,8 +198,17 @@ class RequestGuard:
             raise ApiError(
                 "malformed_json", "the body is not valid JSON", [("body", reason)]
             ) from None
-        if json_depth(payload) > self.settings.max_json_depth:
-            raise self._too_deep()
+        try:
+            return self._rows(path, payload)
+        except ApiError:
+            # Whatever the schema accepts is nested at most 3 levels and max_json_depth is
+            # at least 3, so the depth walk only has to decide between refusals (too deep
+            # comes first): accepted requests never pay for it.
+            if json_depth(payload) > self.settings.max_json_depth:
+                raise self._too_deep() from None
+            raise
+
+    def _rows(self, path: str, payload: Any) -> list[Row]:
         if not self.state.ready:
             reason = "model failed to load" if self.state.failure else "model still loading"
             raise ApiError(
@@ -250,15 +253,21 @@ class RequestGuard:
     async def _respond(send: Send, error: ApiError) -> None:
         if error.status >= 500:
             logger.warning("Refused a request: %s", error.message)
-        body = error.body()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        if error.status == 503:
-            headers.append((b"retry-after", b"1"))
-        await send({"type": "http.response.start", "status": error.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        extra = [(b"retry-after", b"1")] if error.status == 503 else []
+        await _send_json(send, error.status, error.body(), extra)
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """One whole JSON response: ``headers`` plus its content type and length."""
+    headers = [
+        *headers,
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -3,6 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.model",
+    "tests.fixtures.server",  # before moto, which imports its process helpers
     "tests.fixtures.moto",
-    "tests.fixtures.server",
 ]

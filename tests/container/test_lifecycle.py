@@ -168,28 +168,32 @@ def _pushed_copy(model_tag: str, bucket: str) -> tuple[str, str]:
     return str(copy.tag.version), result.uri
 
 
-def _s3_env(uri: str, endpoint: str) -> dict[str, str]:
-    return {
-        "WINEQ_MODEL_S3_URI": uri,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-
-
-def test_starts_from_the_model_named_by_wineq_model_s3_uri(
-    service_image: str,
-    trained_model_tag: str,
-    s3_env: str,
+@pytest.fixture
+def start_from_s3(
     moto_for_containers: str,
     docker_network: tuple[str, str],
     container_factory: ContainerFactory,
+) -> Callable[[str], Container]:
+    """Start the image on the moto network with WINEQ_MODEL_S3_URI set to a given URI."""
+
+    def start(uri: str) -> Container:
+        env = {
+            "WINEQ_MODEL_S3_URI": uri,
+            "AWS_ENDPOINT_URL": moto_for_containers,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        return container_factory(env=env, extra_args=("--network", docker_network[0]))
+
+    return start
+
+
+def test_starts_from_the_model_named_by_wineq_model_s3_uri(
+    trained_model_tag: str, s3_env: str, start_from_s3: Callable[[str], Container]
 ) -> None:
     version, uri = _pushed_copy(trained_model_tag, s3_env)
-    container = container_factory(
-        env=_s3_env(uri, moto_for_containers), extra_args=("--network", docker_network[0])
-    )
+    container = start_from_s3(uri)
     wait_ready(container, timeout=READY_TIMEOUT_S)
     response = httpx.post(
         f"{container.url}/predict", json={"features": dict(EXAMPLE_FEATURES)}, timeout=30
@@ -199,12 +203,7 @@ def test_starts_from_the_model_named_by_wineq_model_s3_uri(
 
 
 def test_refuses_to_become_ready_when_the_s3_artifact_checksum_differs(
-    service_image: str,
-    trained_model_tag: str,
-    s3_env: str,
-    moto_for_containers: str,
-    docker_network: tuple[str, str],
-    container_factory: ContainerFactory,
+    trained_model_tag: str, s3_env: str, start_from_s3: Callable[[str], Container]
 ) -> None:
     import boto3
 
@@ -219,9 +218,7 @@ def test_refuses_to_become_ready_when_the_s3_artifact_checksum_differs(
     artifact[len(artifact) // 2] ^= 0xFF  # same size, different bytes
     s3.put_object(Bucket=s3_env, Key=key, Body=bytes(artifact))
 
-    container = container_factory(
-        env=_s3_env(uri, moto_for_containers), extra_args=("--network", docker_network[0])
-    )
+    container = start_from_s3(uri)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while "Model not loaded" not in container.logs() and time.monotonic() < deadline:
         assert http_status(f"{container.url}/readyz") != 200

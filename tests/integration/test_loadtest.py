@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.server import REPO_ROOT
+from tests.fixtures.cli import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

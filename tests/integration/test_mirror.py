@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +15,12 @@ import pytest
 from bentoml._internal.configuration.containers import BentoMLContainer
 from bentoml._internal.models import ModelStore
 
+from tests.fixtures.cli import run_training_cli
 from training import mirror
 from training.checksums import sha256_file
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "models"
 ORIGINAL_FILES = {"model.onnx": b"onnx-bytes " * 300, "model.joblib": b"joblib-bytes " * 200}
 
@@ -439,18 +437,6 @@ def test_missing_bucket_is_a_typed_error(s3_env: str, stores: Stores) -> None:
         mirror.push(tag, "no-such-bucket-wineq", PREFIX)
 
 
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "training", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_cli_round_trip(s3_env: str, stores: Stores) -> None:
     make_entry("v1", metrics={"accuracy": 0.6})
     make_entry("v2", metrics={"accuracy": 0.7}, created_at="2026-02-01T00:00:00+00:00")
@@ -462,16 +448,16 @@ def test_cli_round_trip(s3_env: str, stores: Stores) -> None:
         "WINEQ_S3_PREFIX": "cli-models",
     }
 
-    pushed = run_cli("push", env=env)  # default: the latest entry
+    pushed = run_training_cli("push", env=env)  # default: the latest entry
     assert pushed.returncode == 0, pushed.stderr
     assert "wine_quality:v2" in pushed.stdout
-    assert run_cli("push", "--tag", "wine_quality:v1", env=env).returncode == 0
-    again = run_cli("push", "--tag", "wine_quality:v1", env=env)
+    assert run_training_cli("push", "--tag", "wine_quality:v1", env=env).returncode == 0
+    again = run_training_cli("push", "--tag", "wine_quality:v1", env=env)
     assert again.returncode == 0, again.stderr
     assert "identical" in again.stdout
 
-    assert run_cli("promote", "--version", "v1", env=env).returncode == 0
-    listed = run_cli("list-versions", "--json", env=env)
+    assert run_training_cli("promote", "--version", "v1", env=env).returncode == 0
+    listed = run_training_cli("list-versions", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     assert [(row["version"], row["champion"]) for row in json.loads(listed.stdout)] == [
         ("v1", True),
@@ -479,16 +465,16 @@ def test_cli_round_trip(s3_env: str, stores: Stores) -> None:
     ]
 
     env_b = {**env, "BENTOML_HOME": str(stores.home("b"))}
-    pulled = run_cli("pull", env=env_b)  # default: the champion
+    pulled = run_training_cli("pull", env=env_b)  # default: the champion
     assert pulled.returncode == 0, pulled.stderr
     assert pulled.stdout.strip() == "wine_quality:v1"
     assert (stores.home("b") / "models" / "wine_quality" / "v1" / "model.onnx").read_bytes() == (
         ORIGINAL_FILES["model.onnx"]
     )
 
-    other_bucket = run_cli("list-versions", "--bucket", "no-such-bucket-wineq", env=env)
-    failed = run_cli("promote", "--version", "v9", env=env)
-    no_bucket = run_cli("pull", env={k: v for k, v in env.items() if k != "WINEQ_S3_BUCKET"})
+    other_bucket = run_training_cli("list-versions", "--bucket", "no-such-bucket-wineq", env=env)
+    failed = run_training_cli("promote", "--version", "v9", env=env)
+    no_bucket = run_training_cli("pull", env={**env, "WINEQ_S3_BUCKET": None})
     for result in (other_bucket, failed, no_bucket):
         assert result.returncode != 0
         assert "Traceback" not in result.stderr

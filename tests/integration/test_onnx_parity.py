@@ -10,7 +10,7 @@ from sklearn.ensemble import RandomForestClassifier
 
 from training.artifacts import ONNX_INPUT_NAME, ONNX_LABEL_OUTPUT, ONNX_PROBABILITIES_OUTPUT
 from training.features import MODEL_COLUMNS
-from training.store import load_sklearn, onnx_path
+from training.store import onnx_path
 from training.train import model_matrix
 
 PROBABILITY_TOLERANCE = 1e-5
@@ -21,11 +21,6 @@ def session(trained_model_tag: str) -> ort.InferenceSession:
     return ort.InferenceSession(
         str(onnx_path(trained_model_tag)), providers=["CPUExecutionProvider"]
     )
-
-
-@pytest.fixture(scope="module")
-def forest(trained_model_tag: str) -> RandomForestClassifier:
-    return load_sklearn(trained_model_tag)
 
 
 @pytest.fixture(scope="module")

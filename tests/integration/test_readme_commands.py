@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.server import REPO_ROOT, RunningServer, free_port, wait_ready
+from tests.fixtures.cli import REPO_ROOT
+from tests.fixtures.server import RunningServer, free_port, wait_ready
 from training.features import EXAMPLE_FEATURES
 
 pytestmark = pytest.mark.integration

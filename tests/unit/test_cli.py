@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.cli import copy_data, run_training_cli
 from training.data import CSV_FILENAMES
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args: str, **env: str | None) -> subprocess.CompletedProcess[str]:
     """Run the CLI; an env value of None removes that variable."""
-    merged = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", **env}
-    environment = {key: value for key, value in merged.items() if value is not None}
-    return subprocess.run(
-        [sys.executable, "-m", "training", *args],
-        cwd=REPO_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_training_cli(*args, env=env)
 
 
 def test_ingest_prints_a_summary(data_dir: Path):
@@ -38,8 +24,7 @@ def test_ingest_prints_a_summary(data_dir: Path):
 
 
 def test_checksum_mismatch_is_one_line_without_traceback(data_dir: Path, tmp_path: Path):
-    for name in CSV_FILENAMES.values():
-        shutil.copyfile(data_dir / name, tmp_path / name)
+    copy_data(data_dir, tmp_path)
     with (tmp_path / CSV_FILENAMES["white"]).open("a") as handle:
         handle.write("6.0;0.2;0.3;1;0.04;30;100;0.99;3.2;0.5;11;6\n")
 

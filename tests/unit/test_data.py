@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.fixtures.cli import copy_data
 from training.data import (
     CSV_FILENAMES,
     EXPECTED_ROWS,
@@ -22,13 +22,6 @@ from training.data import (
 )
 from training.features import CSV_HEADER_TO_NAME, FEATURE_NAMES, TARGET, WINE_TYPE_FIELD
 from training.settings import TrainingSettings
-
-
-def _copy_data(data_dir: Path, target: Path) -> Path:
-    target.mkdir(parents=True, exist_ok=True)
-    for name in CSV_FILENAMES.values():
-        shutil.copyfile(data_dir / name, target / name)
-    return target
 
 
 def test_rows_per_wine_type(wine_data: WineData):
@@ -60,7 +53,7 @@ def test_file_digests_are_the_pinned_originals(wine_data: WineData):
 
 @pytest.mark.parametrize("wine_type", ["red", "white"])
 def test_tampered_copy_is_refused(data_dir: Path, tmp_path: Path, wine_type: str):
-    copy = _copy_data(data_dir, tmp_path / "data")
+    copy = copy_data(data_dir, tmp_path / "data")
     target = copy / CSV_FILENAMES[wine_type]
     text = target.read_text()
     # One digit changed in one measurement: the file still parses fine.
@@ -77,7 +70,7 @@ def test_tampered_copy_is_refused(data_dir: Path, tmp_path: Path, wine_type: str
 
 
 def test_untouched_copy_is_accepted(data_dir: Path, tmp_path: Path):
-    copy = _copy_data(data_dir, tmp_path / "data")
+    copy = copy_data(data_dir, tmp_path / "data")
     assert load_wine_data(TrainingSettings(data_dir=copy)).file_sha256 == EXPECTED_SHA256
 
 
@@ -102,7 +95,7 @@ def test_download_is_cached_and_verified(data_dir: Path, tmp_path: Path):
 
 
 def test_tampered_download_is_refused_and_not_cached(data_dir: Path, tmp_path: Path):
-    source = _copy_data(data_dir, tmp_path / "mirror")
+    source = copy_data(data_dir, tmp_path / "mirror")
     red = source / CSV_FILENAMES["red"]
     red.write_bytes(red.read_bytes()[:-100])  # a truncated download
     cache = tmp_path / "cache"
@@ -114,7 +107,7 @@ def test_tampered_download_is_refused_and_not_cached(data_dir: Path, tmp_path: P
 
 
 def test_corrupted_cache_is_downloaded_again(data_dir: Path, tmp_path: Path):
-    cache = _copy_data(data_dir, tmp_path / "cache")
+    cache = copy_data(data_dir, tmp_path / "cache")
     (cache / CSV_FILENAMES["white"]).write_text("not the data")
 
     data = load_wine_data(

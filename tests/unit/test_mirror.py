@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from tests.fixtures.cli import REPO_ROOT
 from training import mirror, mirror_cli
 from training.checksums import sha256_file
 
@@ -252,7 +253,7 @@ def test_importing_the_mirror_does_no_work_and_pulls_in_no_training_libraries(
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=REPO_ROOT,
         env={**os.environ, "BENTOML_HOME": str(home)},
         capture_output=True,
         text=True,

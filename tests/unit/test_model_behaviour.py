@@ -14,16 +14,10 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from training.features import WINE_TYPES
-from training.store import load_sklearn
 from training.train import labels, model_matrix
 
 SAMPLE_ROWS = 600
 SEED = 0
-
-
-@pytest.fixture(scope="module")
-def forest(trained_model_tag: str) -> RandomForestClassifier:
-    return load_sklearn(trained_model_tag)
 
 
 def _of_type(frame: pd.DataFrame, wine_type: str) -> pd.DataFrame:
@@ -124,15 +118,23 @@ def test_wine_type_matters(forest: RandomForestClassifier, wine_frame: pd.DataFr
 # --- direction ---------------------------------------------------------------------------
 
 
+def _mean_quality_before_after(
+    forest: RandomForestClassifier, frame: pd.DataFrame, wine_type: str, feature: str, by: float
+) -> tuple[float, float]:
+    """Mean predicted quality of a sample of one wine type, then with ``feature`` raised."""
+    rows = _sample(frame, wine_type)
+    before = float(_predict(forest, rows).mean())
+    rows[feature] = rows[feature] + by
+    return before, float(_predict(forest, rows).mean())
+
+
 @pytest.mark.parametrize("raise_by", [1.0, 2.0, 3.0])
 @pytest.mark.parametrize("wine_type", WINE_TYPES)
 def test_more_alcohol_does_not_lower_mean_quality(
     forest: RandomForestClassifier, wine_frame: pd.DataFrame, wine_type: str, raise_by: float
 ):
-    rows = _sample(wine_frame, wine_type)
-    before = _predict(forest, rows).mean()
-    rows["alcohol"] = rows["alcohol"] + raise_by
-    assert _predict(forest, rows).mean() >= before
+    before, after = _mean_quality_before_after(forest, wine_frame, wine_type, "alcohol", raise_by)
+    assert after >= before
 
 
 @pytest.mark.parametrize("raise_by", [0.5, 1.0])
@@ -140,7 +142,7 @@ def test_more_alcohol_does_not_lower_mean_quality(
 def test_much_more_volatile_acidity_does_not_raise_mean_quality(
     forest: RandomForestClassifier, wine_frame: pd.DataFrame, wine_type: str, raise_by: float
 ):
-    rows = _sample(wine_frame, wine_type)
-    before = _predict(forest, rows).mean()
-    rows["volatile_acidity"] = rows["volatile_acidity"] + raise_by
-    assert _predict(forest, rows).mean() <= before
+    before, after = _mean_quality_before_after(
+        forest, wine_frame, wine_type, "volatile_acidity", raise_by
+    )
+    assert after <= before
