@@ -59,7 +59,8 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
-def _encode(features: BaseModel, request_id: str | None) -> Row:
+def to_row(features: BaseModel, request_id: str | None) -> Row:
+    """A validated features object as the model's input row."""
     values = features.__dict__
     return Row(tuple(encode_row(values, values[WINE_TYPE_FIELD])), request_id)
 
@@ -220,7 +221,7 @@ class RequestGuard:
             request = PredictRequest.model_validate(payload)
         except ValidationError as exc:
             raise self._invalid(exc) from None
-        return [_encode(request.features, request.request_id)]
+        return [to_row(request.features, request.request_id)]
 
     def _parse_batch(self, payload: Any) -> list[Row]:
         rows = payload.get("features_list") if isinstance(payload, dict) else None
@@ -235,7 +236,7 @@ class RequestGuard:
             request = BatchPredictRequest.model_validate(payload)
         except ValidationError as exc:
             raise self._invalid(exc) from None
-        return [_encode(features, request.request_id) for features in request.features_list]
+        return [to_row(features, request.request_id) for features in request.features_list]
 
     def _too_deep(self) -> ApiError:
         return ApiError(

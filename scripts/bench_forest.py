@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 if __package__ in (None, ""):  # run as a file: make `scripts`, `training`, `bento` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scripts.bench_host import cpu_model, host_cpu_ticks
 from scripts.doc_sections import replace_section
 
 if TYPE_CHECKING:
@@ -331,15 +332,9 @@ def _settings(config: Config) -> TrainingSettings:
 
 
 def _versions() -> dict[str, str]:
-    cpu = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-                 if ln.startswith("model name")]  # fmt: skip
-        cpu = names[0] if names else cpu
     packages = ("onnxruntime", "skl2onnx", "scikit-learn", "onnx")
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": str(os.cpu_count()),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -347,15 +342,9 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _loadavg() -> tuple[float, float, float]:
-    return os.getloadavg()
-
-
 def _host_busy_s() -> float:
-    """CPU seconds the whole host has been busy (all cores), from /proc/stat."""
-    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle = ticks[3] + ticks[4]  # idle, iowait; the others: user nice system irq softirq steal
-    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds the whole host has been busy (all cores)."""
+    return host_cpu_ticks()[0] / os.sysconf("SC_CLK_TCK")
 
 
 def _own_cpu_s() -> float:
@@ -388,7 +377,7 @@ def measure(
 
     started = datetime.now(UTC)
     clock = time.monotonic()
-    load_before = _loadavg()
+    load_before = os.getloadavg()
     frame = load_wine_data(_settings(configs[0])).frame
     nodes: dict[Config, int] = {}
     sizes: dict[tuple[Config, str], int] = {}
@@ -408,14 +397,14 @@ def measure(
                 probes[config, name] = []
             del forest
         order = list(probe_order(configs, rounds))
-        _log(f"load average {_load_text(_loadavg())}; {len(order)} session processes")
+        _log(f"load average {_load_text(os.getloadavg())}; {len(order)} session processes")
         phase = (time.monotonic(), _host_busy_s(), _own_cpu_s())
         for number, (config, name) in enumerate(order, start=1):
             item = run_probe(work / f"{config[0]}x{config[1]}-{name}.onnx", rows)
             probes[config, name].append(item)
             if number % 10 == 0 or number == len(order):
                 _log(f"session {number}/{len(order)}")
-        load_after = _loadavg()
+        load_after = os.getloadavg()
         phase_s = time.monotonic() - phase[0]
         other_cpu_s = (_host_busy_s() - phase[1]) - (_own_cpu_s() - phase[2])
     accuracies: dict[Config, dict[str, dict[str, float]] | None] = {}

@@ -30,11 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -45,6 +43,8 @@ import aiohttp
 if __package__ in (None, ""):  # run as a file: make `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scripts.bench_host import cpu_model, host_cpu_ticks
+from scripts.container_image import http_status
 from scripts.doc_sections import replace_section
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -114,12 +114,10 @@ VARIANTS: tuple[Variant, ...] = (
         ("score",),
     ),
 )
-FULL_CORE = Variant(
-    "a*",
-    "project service, ONNX, batchable, no cgroup (reference)",
-    "bento.service:WineQualityService",
-    {"WINEQ_ENGINE": "onnx"},
-    ("predict",),
+FULL_CORE = replace(
+    VARIANTS[0],
+    key="a*",
+    label="project service, ONNX, batchable, no cgroup (reference)",
     capped=False,
 )
 
@@ -326,14 +324,6 @@ def memory_kib(pids: Sequence[int]) -> tuple[int, int]:
     return rss, pss
 
 
-def host_cpu_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    total = sum(values[:8])  # guest time is already inside user
-    return total - idle, total
-
-
 # --------------------------------------------------------------------------- server
 
 
@@ -369,12 +359,8 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early; log:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return time.monotonic() - self.started
-            except (urllib.error.URLError, OSError):
-                pass
+            if http_status(f"{self.url}/readyz") == 200:
+                return time.monotonic() - self.started
             time.sleep(0.5)
         raise RuntimeError(f"server not ready after {READY_TIMEOUT_S} s; log:\n{self.log_tail()}")
 
@@ -865,11 +851,6 @@ spent its 25 ms waits for the next period: at 0.25 vCPU p99 is several times p50
 
 def environment_line(args: argparse.Namespace, cgroup_version: int | None, started: str) -> str:
     """Machine, software and load conditions, as one paragraph."""
-    cpu_model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu_model = line.split(":", 1)[1].strip()
-            break
     versions = ", ".join(
         f"{name} {metadata.version(name)}"
         for name in ("bentoml", "onnxruntime", "scikit-learn", "aiohttp")
@@ -883,7 +864,7 @@ def environment_line(args: argparse.Namespace, cgroup_version: int | None, start
     )
     load = os.getloadavg()
     return (
-        f"{started}; {cpu_model}, {os.cpu_count()} cores, Linux {platform.release()}, "
+        f"{started}; {cpu_model()}, {os.cpu_count()} cores, Linux {platform.release()}, "
         f"Python {platform.python_version()}, {versions}. Server: {limit}. Model: "
         f"{args.trees}-tree forest (leaves of at least {args.min_samples_leaf} rows) trained "
         f"at the start of the run. Load: {args.connections} "
@@ -967,7 +948,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     chosen = [v for v in VARIANTS if v.key in args.variants.split(",")]
     if args.no_cgroup:
-        chosen = [Variant(v.key, v.label, v.service, v.env, v.batch_methods, False) for v in chosen]
+        chosen = [replace(v, capped=False) for v in chosen]
         cgroup_version = None
     else:
         cgroup_version = cgroup_parents()[0]

@@ -12,33 +12,19 @@ from typing import Any
 import bentoml
 from bentoml.exceptions import InvalidArgument
 
-from benchmarks.variants.common import InvalidRequestError, validated_row
-from bento.guard import Row
-from bento.settings import get_settings
-from bento.state import STATE
-
-SETTINGS = get_settings()
-
-
-@bentoml.service(
-    name="wine_quality_runner",
-    workers=1,
-    traffic={"timeout": 30, "max_concurrency": SETTINGS.max_concurrency},
-    metrics={"enabled": True},
+from benchmarks.variants.common import (
+    SETTINGS,
+    InvalidRequestError,
+    ModelService,
+    service_options,
+    validated_row,
 )
-class WineQualityRunner:
+from bento.guard import Row
+
+
+@bentoml.service(name="wine_quality_runner", **service_options())
+class WineQualityRunner(ModelService):
     """Holds the model; scores adaptively batched lists of encoded rows."""
-
-    bundled_model = bentoml.models.BentoModel(SETTINGS.model_tag)
-
-    def __init__(self) -> None:
-        from bento.runtime import Predictor
-
-        self.predictor = Predictor.start(get_settings(), self.bundled_model)
-
-    def __is_ready__(self) -> bool:
-        """Ready once the predictor is loaded and warmed up."""
-        return STATE.serving
 
     @bentoml.api(
         batchable=True,
@@ -50,12 +36,7 @@ class WineQualityRunner:
         return await self.predictor.score([Row(tuple(v), None) for v in vectors])
 
 
-@bentoml.service(
-    name="wine_quality_api",
-    workers=1,
-    traffic={"timeout": 30, "max_concurrency": SETTINGS.max_concurrency},
-    metrics={"enabled": True},
-)
+@bentoml.service(name="wine_quality_api", **service_options())
 class WineQualityApi:
     """Validates requests and forwards each row to the runner service."""
 

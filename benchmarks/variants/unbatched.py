@@ -11,32 +11,17 @@ from typing import Any
 import bentoml
 from bentoml.exceptions import InvalidArgument
 
-from benchmarks.variants.common import InvalidRequestError, validated_row
-from bento.settings import get_settings
-from bento.state import STATE
-
-SETTINGS = get_settings()
-
-
-@bentoml.service(
-    name="wine_quality_unbatched",
-    workers=1,
-    traffic={"timeout": 30, "max_concurrency": SETTINGS.max_concurrency},
-    metrics={"enabled": True},
+from benchmarks.variants.common import (
+    InvalidRequestError,
+    ModelService,
+    service_options,
+    validated_row,
 )
-class UnbatchedService:
+
+
+@bentoml.service(name="wine_quality_unbatched", **service_options())
+class UnbatchedService(ModelService):
     """Validates each request and scores it alone, on the event loop."""
-
-    bundled_model = bentoml.models.BentoModel(SETTINGS.model_tag)
-
-    def __init__(self) -> None:
-        from bento.runtime import Predictor
-
-        self.predictor = Predictor.start(get_settings(), self.bundled_model)
-
-    def __is_ready__(self) -> bool:
-        """Ready once the predictor is loaded and warmed up."""
-        return STATE.serving
 
     @bentoml.api(route="/predict")
     async def predict(
