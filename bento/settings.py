@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from training.artifacts import MODEL_NAME
+
 ENV_PREFIX = "WINEQ_"
 
 
@@ -20,7 +22,7 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     model_tag: str = Field(
-        "wine_quality:latest",
+        f"{MODEL_NAME}:latest",
         description="BentoML model store tag to serve; the bento pins the version it bundles.",
     )
     engine: Literal["onnx", "sklearn"] = Field(

@@ -38,7 +38,6 @@ import httpx
 from scripts.container_image import (
     FARGATE_CPUS,
     FARGATE_MEMORY,
-    MODEL_NAME,
     Container,
     ImageBuildError,
     cpu_seconds_until_ready,
@@ -52,7 +51,8 @@ from scripts.container_image import (
     run_container,
     wait_ready,
 )
-from scripts.doc_sections import replace_section
+from scripts.doc_sections import publish
+from training.artifacts import MODEL_NAME
 from training.features import EXAMPLE_FEATURES
 
 SECTION_TITLE: Final = "## Container (Fargate limits)"
@@ -425,11 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     image = args.image or ensure_image()
     result = run(image, args.runs, args.requests, args.baseline_image)
-    section = render(result)
-    print(section)
-    if args.update_doc:
-        replace_section(args.update_doc, SECTION_TITLE, section)
-        print(f"updated {args.update_doc}", file=sys.stderr)
+    publish(render(result), SECTION_TITLE, args.update_doc)
     return 0
 
 

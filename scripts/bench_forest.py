@@ -40,7 +40,7 @@ if __package__ in (None, ""):  # run as a file: make `scripts`, `training`, `ben
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.bench_host import cpu_model, host_cpu_ticks
-from scripts.doc_sections import replace_section
+from scripts.doc_sections import publish
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -186,37 +186,28 @@ def _export_from_dict(data: dict[str, Any]) -> Export:
     return Export(data["file_bytes"], tuple(Probe(**p) for p in data["probes"]))
 
 
-def _triple(values: Sequence[float]) -> tuple[float, float, float]:
-    first, second, third = values
-    return (float(first), float(second), float(third))
-
-
 def run_from_dict(data: dict[str, Any]) -> Run:
-    """A Run from its saved JSON form (``dataclasses.asdict``)."""
+    """A Run from its saved JSON form (``dataclasses.asdict``): JSON keeps the numbers and
+    strings, so only the tuples and the nested dataclasses are rebuilt."""
     results = tuple(
         ConfigResult(
-            trees=r["trees"],
-            min_leaf=r["min_leaf"],
-            nodes=r["nodes"],
-            accuracy=r["accuracy"],
-            full=_export_from_dict(r["full"]),
-            compact=_export_from_dict(r["compact"]),
+            **{
+                **r,
+                "full": _export_from_dict(r["full"]),
+                "compact": _export_from_dict(r["compact"]),
+            }
         )
         for r in data["results"]
     )
     return Run(
-        started=data["started"],
-        wall_s=data["wall_s"],
-        rounds=data["rounds"],
-        rows=data["rows"],
-        environment=data["environment"],
-        settings=data["settings"],
-        load_before=_triple(data["load_before"]),
-        load_after=_triple(data["load_after"]),
-        other_load=float(data["other_load"]),
-        accuracy_skipped=tuple((int(t), int(m)) for t, m in data["accuracy_skipped"]),
-        results=results,
-        default=(int(data["default"][0]), int(data["default"][1])),
+        **{
+            **data,
+            "load_before": tuple(data["load_before"]),
+            "load_after": tuple(data["load_after"]),
+            "accuracy_skipped": tuple(tuple(config) for config in data["accuracy_skipped"]),
+            "results": results,
+            "default": tuple(data["default"]),
+        }
     )
 
 
@@ -818,11 +809,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             skip_accuracy=args.skip_accuracy,
         )
         _log(f"raw results: {_save(run)}")
-    section = render_section(run)
-    print(section)
-    if args.update_doc:
-        replace_section(args.update_doc, SECTION_TITLE, section)
-        print(f"updated '{SECTION_TITLE}' in {args.update_doc}", file=sys.stderr)
+    publish(render_section(run), SECTION_TITLE, args.update_doc)
     return 0
 
 

@@ -27,9 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+if __package__ in (None, ""):  # run as a file: make `training` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from training.artifacts import MODEL_NAME
+
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 IMAGE_NAME: Final = "wine-quality"
-MODEL_NAME: Final = "wine_quality"
 CONTAINER_PORT: Final = 3000
 # The ECS Fargate task: a quarter of a vCPU and 512 MB.
 FARGATE_CPUS: Final = "0.25"

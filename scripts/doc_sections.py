@@ -7,6 +7,7 @@ Each benchmark script owns one "## ..." section of docs/benchmarks.md; running i
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 _HEADING = re.compile(r"^#{1,2} ")
@@ -36,3 +37,11 @@ def replace_section(doc: Path, title: str, section: str) -> None:
         new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(new)
+
+
+def publish(section: str, title: str, doc: Path | None) -> None:
+    """Print a benchmark's section; with ``doc``, also write it there in place of the old one."""
+    print(section)
+    if doc is not None:
+        replace_section(doc, title, section)
+        print(f"updated '{title}' in {doc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""What a model store entry holds: its files and the ONNX graph's input and output names.
+"""What a model store entry is: its name, its files and the ONNX graph's input and output names.
 
 One definition for the training side that writes an entry and the service that loads it.
 Standard library only: the serving image imports it.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+# The model store name of every entry (its versions are the store's tags).
+MODEL_NAME: Final = "wine_quality"
 ONNX_FILENAME: Final = "model.onnx"
 JOBLIB_FILENAME: Final = "model.joblib"
 ARTIFACT_FILENAMES: Final[tuple[str, ...]] = (ONNX_FILENAME, JOBLIB_FILENAME)

@@ -45,11 +45,11 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from training.artifacts import MODEL_NAME
 from training.checksums import sha256_file
 
 logger = logging.getLogger(__name__)
 
-MODEL_NAME: Final = "wine_quality"
 ARTIFACT_FILENAME: Final = "model.bentomodel"  # local file; in S3: artifact_filename(sha256)
 MANIFEST_FILENAME: Final = "manifest.json"
 CHAMPION_FILENAME: Final = "champion.json"
@@ -113,7 +113,11 @@ class ArtifactIntegrityError(MirrorError):
 
 
 class S3AccessError(MirrorError):
-    """S3 could not be reached or refused a request."""
+    """S3 could not be reached or refused a request; ``code`` is S3's error code, if any."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _check_name(kind: str, value: str) -> str:
@@ -353,24 +357,17 @@ def _s3_errors(action: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "?")
-        message = error.get("Message") or exc.operation_name
-        raise S3AccessError(f"{action}: {code}: {message}") from exc
+        code = _code(exc)
+        message = exc.response.get("Error", {}).get("Message") or exc.operation_name
+        raise S3AccessError(f"{action}: {code or '?'}: {message}", code) from exc
     except (BotoCoreError, boto3.exceptions.Boto3Error) as exc:
         raise S3AccessError(f"{action}: {exc}") from exc
 
 
-def _is_missing(exc: ClientError) -> bool:
-    return str(exc.response.get("Error", {}).get("Code")) in _MISSING_KEY_CODES
-
-
-def _is_denied(exc: BaseException | None) -> bool:
-    """True for a 403 from S3 (AccessDenied): what a missing key looks like without ListBucket."""
-    # Not every 403: InvalidAccessKeyId or SignatureDoesNotMatch are credential problems.
-    if not isinstance(exc, ClientError):
-        return False
-    return str(exc.response.get("Error", {}).get("Code")) in _DENIED_CODES
+def _code(exc: ClientError) -> str | None:
+    """S3's error code of a failed call (e.g. NoSuchKey, AccessDenied, PreconditionFailed)."""
+    code = exc.response.get("Error", {}).get("Code")
+    return None if code is None else str(code)
 
 
 def _get_json(client: Any, bucket: str, key: str) -> Any | None:
@@ -379,7 +376,7 @@ def _get_json(client: Any, bucket: str, key: str) -> Any | None:
         try:
             response = client.get_object(Bucket=bucket, Key=key)
         except ClientError as exc:
-            if _is_missing(exc):
+            if _code(exc) in _MISSING_KEY_CODES:
                 return None
             raise
         body = response["Body"].read()
@@ -412,7 +409,9 @@ def _require_manifest(client: Any, layout: MirrorLayout, version: str) -> Manife
     try:
         manifest = _read_manifest(client, layout, version)
     except S3AccessError as exc:
-        if not _is_denied(exc.__cause__):
+        # A 403 (AccessDenied) is what a missing key looks like without ListBucket; other
+        # 403s (InvalidAccessKeyId, SignatureDoesNotMatch) are credential problems.
+        if exc.code not in _DENIED_CODES:
             raise
         raise VersionNotFoundError(_version_not_found(layout, version)) from exc
     if manifest is None:
@@ -547,11 +546,7 @@ def push(
                 IfNoneMatch="*",
             )
     except S3AccessError as exc:
-        cause = exc.__cause__
-        if not (
-            isinstance(cause, ClientError)
-            and cause.response.get("Error", {}).get("Code") == "PreconditionFailed"
-        ):
+        if exc.code != "PreconditionFailed":
             raise
         winner = _require_manifest(client, layout, version)
         _compare_existing(winner, content_sha256, uri)

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from training.artifacts import MODEL_NAME
+
 UCI_BASE_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/wine-quality"
 
 
@@ -26,7 +28,7 @@ class TrainingSettings(BaseSettings):
     cache_dir: Path = Field(
         Path.home() / ".cache" / "wineq", description="Where downloaded CSVs are cached."
     )
-    model_name: str = Field("wine_quality", description="BentoML model store name.")
+    model_name: str = Field(MODEL_NAME, description="BentoML model store name.")
     # Forest size is serving memory and start-up CPU: ONNX Runtime holds about 0.6 KB per
     # node of the compact export, so 300 fully grown trees would leave a 512 MB task ~75 MB
     # for everything else.  60 trees with leaves of at least 3 rows score within a point of

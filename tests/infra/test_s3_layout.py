@@ -6,6 +6,7 @@ import re
 
 from tests.infra.conftest import Terraform
 from training import mirror
+from training.artifacts import MODEL_NAME
 from training.settings import TrainingSettings
 
 BUCKET_ARN = "${aws_s3_bucket.models.arn}"
@@ -31,7 +32,7 @@ def test_terraform_model_prefix_and_task_role_read_match_the_mirror_layout(
     layout = mirror.MirrorLayout(
         "bucket", fields["s3_prefix"].default, fields["model_name"].default
     )
-    assert layout.model_name == mirror.MODEL_NAME
+    assert layout.model_name == MODEL_NAME
 
     model_prefix = _expand_locals(terraform, terraform.locals["model_prefix"])
     assert f"{model_prefix}/" == layout.model_root, (
