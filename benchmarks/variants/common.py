@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import bentoml
+from bentoml.exceptions import InvalidArgument
 from pydantic import ValidationError
 
 from bento.guard import Row, to_row
@@ -25,10 +26,6 @@ def service_options() -> dict[str, Any]:
     }
 
 
-class InvalidRequestError(ValueError):
-    """The body does not satisfy the project's PredictRequest schema."""
-
-
 class ModelService:
     """Loads and warms the bundled model like bento.service; ready once it can predict."""
 
@@ -45,9 +42,10 @@ class ModelService:
 
 
 def validated_row(features: dict[str, Any], request_id: str | None) -> Row:
-    """Validate one /predict body with bento.schemas and encode it for the model."""
+    """Validate one /predict body with bento.schemas and encode it for the model (BentoML's
+    400 when it is invalid)."""
     try:
         request = PredictRequest.model_validate({"features": features, "request_id": request_id})
     except ValidationError as exc:
-        raise InvalidRequestError(f"{exc.error_count()} invalid field(s)") from None
+        raise InvalidArgument(f"{exc.error_count()} invalid field(s)") from None
     return to_row(request.features, request.request_id)

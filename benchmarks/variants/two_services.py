@@ -10,11 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import bentoml
-from bentoml.exceptions import InvalidArgument
 
 from benchmarks.variants.common import (
     SETTINGS,
-    InvalidRequestError,
     ModelService,
     service_options,
     validated_row,
@@ -47,10 +45,7 @@ class WineQualityApi:
         self, features: dict[str, Any], request_id: str | None = None
     ) -> dict[str, Any]:
         """Predict the quality of one wine through the runner process."""
-        try:
-            row = validated_row(features, request_id)
-        except InvalidRequestError as exc:
-            raise InvalidArgument(str(exc)) from None
+        row = validated_row(features, request_id)
         [answer] = await self.runner.to_async.score([list(row.vector)])
         answer["request_id"] = row.request_id
         return dict(answer)

@@ -9,10 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import bentoml
-from bentoml.exceptions import InvalidArgument
 
 from benchmarks.variants.common import (
-    InvalidRequestError,
     ModelService,
     service_options,
     validated_row,
@@ -28,9 +26,6 @@ class UnbatchedService(ModelService):
         self, features: dict[str, Any], request_id: str | None = None
     ) -> dict[str, Any]:
         """Predict the quality of one wine with its own model call."""
-        try:
-            row = validated_row(features, request_id)
-        except InvalidRequestError as exc:
-            raise InvalidArgument(str(exc)) from None
+        row = validated_row(features, request_id)
         [answer] = await self.predictor.score([row])
         return answer
