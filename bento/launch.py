@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 DEFAULT_TARGET = "bento.service:WineQualityService"
+HTTPX_CLI_MODULE = "httpx._main"
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
@@ -64,6 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     listener = socket.create_server((args.host, args.port), family=family, backlog=args.backlog)
     listener.set_inheritable(True)
+
+    # httpx imports its command-line client (rich, pygments, click: ~0.05 CPU-s) when it
+    # is imported, unless that import fails; then it installs a stub `main` for the
+    # `httpx` command. A server never runs that command, so the import is refused here.
+    sys.modules.setdefault(HTTPX_CLI_MODULE, None)  # type: ignore[arg-type]
 
     from _bentoml_impl.worker.service import main as worker_main
 

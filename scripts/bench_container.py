@@ -334,14 +334,17 @@ def _notes(result: Result) -> list[str]:
             f"{overhead:.1f} s besides, it needs at most {needed:.2f} CPU-s to ready, "
             f"{cpu - needed:.2f} CPU-s less than now."
         ),
-        "- Where the CPU goes (a py-spy profile at 250 Hz of three starts without a limit, "
-        "2026-11-26, not repeated by this script): about 88 % "
-        "imports (BentoML's own import graph: its cloud client, aiohttp, httpx, attrs and "
-        "dataclass code generation), 6 % the ONNX Runtime session, 6 % configuration and "
-        "bento.yaml parsing. Start-up work the project removed: the arbiter process, the "
-        "zero entries of the exported forest (training/train.py `compact_tree_ensembles`), "
-        "the CA bundle parse of every default SSL context (SSL_CERT_FILE, "
-        "docker/Dockerfile.j2) and the bytecode column tables.",
+        "- Where the CPU goes (`python -X importtime` and a py-spy profile of starts "
+        "without a limit, 2026-11-26, not repeated by this script): mostly imports, spread "
+        "over BentoML's own import graph (numpy, aiohttp, pydantic, opentelemetry, attrs "
+        "and dataclass code generation, its configuration schema), then the ONNX Runtime "
+        "session and the configuration and bento.yaml parsing. Start-up work the project "
+        "removed: the arbiter process; BentoML's BentoCloud client, custom-command proxy "
+        "and httpx's command-line client, none of which a worker uses "
+        "(docker/trim_bentoml_imports.py, bento/launch.py); the zero entries of the "
+        "exported forest (training/train.py `compact_tree_ensembles`); the CA bundle parse "
+        "of every default SSL context (SSL_CERT_FILE, docker/Dockerfile.j2); the bytecode "
+        "column tables.",
     ]
     if len(result.cold_starts) > 2:
         base = result.cold_starts[2]

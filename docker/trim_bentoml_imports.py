@@ -1,0 +1,211 @@
+"""Defer BentoML 1.4.40's BentoCloud imports, which a serving worker never uses.
+
+Run at image build (docker/Dockerfile.j2), before bytecode is compiled:
+
+    python3 trim_bentoml_imports.py [--site-packages DIR] [--check]
+
+Why: at 0.25 vCPU start-up is CPU-bound, and BentoML 1.4.40 imports its whole
+BentoCloud client at module level from three places a worker loads: the model
+references (`_bentoml_sdk.models.base` and `.huggingface`, for `to_create_schema`,
+which only `bentoml push` calls) and the analytics schemas (for the signed-in user's
+email, read only when a cloud config exists). That client pulls in httpx_ws, wsproto
+and three attrs schema modules: about 0.3 CPU-s, 1.2 s of a cold start at a quarter of a
+core (docs/benchmarks.md). `_bentoml_impl.server.app` also imports the custom-command
+proxy at module level, whose `from pyparsing import cast` loads pyparsing for
+`typing.cast`.
+
+Each edit moves such an import into the one function that uses it (or under
+TYPE_CHECKING where only annotations name it). Nothing else changes: the same code runs
+with the same arguments, only later. Every edit must match the installed file exactly
+once, and the BentoML version must be the one the edits were written against, so an
+upgrade fails the image build here instead of shipping a half-applied edit. Running it
+again on an edited tree changes nothing.
+
+Standard library only: it runs in the image before anything else is importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import sysconfig
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+BENTOML_VERSION = "1.4.40"
+
+
+class TrimError(RuntimeError):
+    """The installed BentoML is not the one these edits were written against."""
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace `old` by `new` in one installed file (a path under site-packages)."""
+
+    path: str
+    old: str
+    new: str
+
+
+_CLOUD_CLIENT = "from bentoml._internal.cloud.client import RestApiClient\n"
+_LABEL = "from bentoml._internal.cloud.schemas.modelschemas import LabelItemSchema\n"
+_MANIFEST = "from bentoml._internal.cloud.schemas.modelschemas import ModelManifestSchema\n"
+_CREATE = "from bentoml._internal.cloud.schemas.schemasv1 import CreateModelSchema\n"
+_FN = "        "  # the indentation of a method body
+
+
+def _deferred(*imports: str) -> str:
+    """`imports` as the first statements of a method body, then a blank line."""
+    return "".join(_FN + line for line in imports) + "\n"
+
+
+EDITS: tuple[Edit, ...] = (
+    # The model reference every service module imports (`bentoml.models.BentoModel`).
+    Edit(
+        "_bentoml_sdk/models/base.py",
+        _CLOUD_CLIENT + _LABEL + _MANIFEST + _CREATE,
+        "",
+    ),
+    Edit(
+        "_bentoml_sdk/models/base.py",
+        "if t.TYPE_CHECKING:\n",
+        "if t.TYPE_CHECKING:\n    " + _CLOUD_CLIENT + "    " + _CREATE,
+    ),
+    Edit(
+        "_bentoml_sdk/models/base.py",
+        '        """Return the create model schema object."""\n        stored = self.stored\n',
+        '        """Return the create model schema object."""\n'
+        + _deferred(_LABEL, _MANIFEST, _CREATE)
+        + "        stored = self.stored\n",
+    ),
+    # The Hugging Face model reference, imported by `_bentoml_sdk.models`.
+    Edit("_bentoml_sdk/models/huggingface.py", _MANIFEST + _CREATE, ""),
+    Edit(
+        "_bentoml_sdk/models/huggingface.py",
+        "if t.TYPE_CHECKING:\n",
+        "if t.TYPE_CHECKING:\n    " + _CREATE,
+    ),
+    Edit(
+        "_bentoml_sdk/models/huggingface.py",
+        "    def to_create_schema(self) -> CreateModelSchema:\n        context = ModelContext(",
+        "    def to_create_schema(self) -> CreateModelSchema:\n"
+        + _deferred(_MANIFEST, _CREATE)
+        + "        context = ModelContext(",
+    ),
+    # Usage analytics (off in the image: BENTOML_DO_NOT_TRACK), imported by the CLI
+    # helpers every worker loads.
+    Edit(
+        "bentoml/_internal/utils/analytics/schemas.py",
+        "from ...cloud.config import CloudClientConfig\n",
+        "",
+    ),
+    Edit(
+        "bentoml/_internal/utils/analytics/schemas.py",
+        "    if cloud_config.exists():\n        return CloudClientConfig",
+        "    if cloud_config.exists():\n"
+        "        from ...cloud.config import CloudClientConfig\n\n"
+        "        return CloudClientConfig",
+    ),
+    # The proxy for services with a custom command (this one has none).
+    Edit(
+        "_bentoml_impl/server/app.py",
+        "from _bentoml_impl.server.proxy import create_proxy_app\n",
+        "",
+    ),
+    Edit(
+        "_bentoml_impl/server/app.py",
+        "        if self.service.has_custom_command():\n",
+        "        if self.service.has_custom_command():\n"
+        "            from _bentoml_impl.server.proxy import create_proxy_app\n\n",
+    ),
+)
+
+
+def _line_starts(text: str, snippet: str) -> list[int]:
+    """Where `snippet` occurs in `text` starting at the beginning of a line."""
+    found, start = [], text.find(snippet)
+    while start != -1:
+        if start == 0 or text[start - 1] == "\n":
+            found.append(start)
+        start = text.find(snippet, start + 1)
+    return found
+
+
+def _is_applied(text: str, edit: Edit) -> bool:
+    if edit.new:
+        return len(_line_starts(text, edit.new)) == 1
+    return not _line_starts(text, edit.old)
+
+
+def installed_version(site_packages: Path) -> str | None:
+    """The version of the BentoML distribution installed in `site_packages`, if any."""
+    for dist in metadata.distributions(name="bentoml", path=[str(site_packages)]):
+        return dist.version
+    return None
+
+
+def apply(site_packages: Path, *, check_only: bool = False) -> list[str]:
+    """Apply every edit under `site_packages`; return the files changed (or to change).
+
+    Raises TrimError, before writing anything, when the BentoML there is another
+    version or an edit matches neither the original nor the edited text exactly once.
+    """
+    version = installed_version(site_packages)
+    if version != BENTOML_VERSION:
+        raise TrimError(
+            f"{site_packages} holds BentoML {version}; these edits are for {BENTOML_VERSION}: "
+            "re-check them against its source, then update BENTOML_VERSION"
+        )
+    try:
+        texts = {e.path: (site_packages / e.path).read_text(encoding="utf-8") for e in EDITS}
+    except FileNotFoundError as exc:
+        raise TrimError(f"{exc.filename}: not found in BentoML {version}") from exc
+    original = dict(texts)
+    for edit in EDITS:
+        text = texts[edit.path]
+        if _is_applied(text, edit):
+            continue
+        at = _line_starts(text, edit.old)
+        if len(at) != 1:
+            raise TrimError(
+                f"{edit.path}: {len(at)} matches of {edit.old.splitlines()[0].strip()!r} "
+                f"where one was expected; re-check the edits against BentoML {BENTOML_VERSION}"
+            )
+        texts[edit.path] = text[: at[0]] + edit.new + text[at[0] + len(edit.old) :]
+    changed = [path for path, text in texts.items() if text != original[path]]
+    if not check_only:
+        for path in changed:
+            (site_packages / path).write_text(texts[path], encoding="utf-8")
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Defer BentoML's BentoCloud imports (see the module docstring)."
+    )
+    parser.add_argument(
+        "--site-packages",
+        type=Path,
+        default=Path(sysconfig.get_paths()["purelib"]),
+        help="where BentoML is installed (default: this interpreter's site-packages)",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="report what would change, write nothing"
+    )
+    args = parser.parse_args(argv)
+    try:
+        changed = apply(args.site_packages, check_only=args.check)
+    except TrimError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    verb = "would change" if args.check else "changed"
+    print(f"BentoML {BENTOML_VERSION} import trim: {verb} {len(changed)} file(s)")
+    for path in changed:
+        print(f"  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
