@@ -9,17 +9,17 @@ BentoCloud client at module level from three places a worker loads: the model
 references (`_bentoml_sdk.models.base` and `.huggingface`, for `to_create_schema`,
 which only `bentoml push` calls) and the analytics schemas (for the signed-in user's
 email, read only when a cloud config exists). That client pulls in httpx_ws, wsproto
-and three attrs schema modules: about 0.3 CPU-s, 1.2 s of a cold start at a quarter of a
-core (docs/benchmarks.md). `_bentoml_impl.server.app` also imports the custom-command
-proxy at module level, whose `from pyparsing import cast` loads pyparsing for
-`typing.cast`.
+and three attrs schema modules, a sixth of a worker's start-up CPU (measured:
+docs/benchmarks.md, "Container"). `_bentoml_impl.server.app` also imports the
+custom-command proxy at module level, whose `from pyparsing import cast` loads
+pyparsing for `typing.cast`.
 
 Each edit moves such an import into the one function that uses it (or under
 TYPE_CHECKING where only annotations name it). Nothing else changes: the same code runs
-with the same arguments, only later. Every edit must match the installed file exactly
-once, and the BentoML version must be the one the edits were written against, so an
-upgrade fails the image build here instead of shipping a half-applied edit. Running it
-again on an edited tree changes nothing.
+with the same arguments, only later. Each file must be either wholly original (every
+edit's text found exactly once) or wholly edited, and the BentoML version must be the one
+the edits were written against, so an upgrade fails the image build here instead of
+shipping a half-applied edit. Running it again on an edited tree changes nothing.
 
 Standard library only: it runs in the image before anything else is importable.
 """
@@ -27,6 +27,7 @@ Standard library only: it runs in the image before anything else is importable.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -146,39 +147,55 @@ def installed_version(site_packages: Path) -> str | None:
     return None
 
 
+def _edit_file(path: str, text: str) -> str:
+    """`text` (one file's) with every edit of that file applied, or unchanged when they
+    all are already; TrimError when it is neither wholly original nor wholly edited."""
+    edits = [edit for edit in EDITS if edit.path == path]
+    if all(_is_applied(text, edit) for edit in edits):
+        return text
+    for edit in edits:  # in order: a later edit's `old` may sit next to an earlier `new`
+        at = _line_starts(text, edit.old)
+        if len(at) != 1 or _is_applied(text, edit):
+            raise TrimError(
+                f"{path}: {len(at)} matches of {edit.old.splitlines()[0].strip()!r} in a "
+                f"file not wholly original nor wholly edited; re-check the edits against "
+                f"BentoML {BENTOML_VERSION}'s source"
+            )
+        text = text[: at[0]] + edit.new + text[at[0] + len(edit.old) :]
+    return text
+
+
 def apply(site_packages: Path, *, check_only: bool = False) -> list[str]:
     """Apply every edit under `site_packages`; return the files changed (or to change).
 
     Raises TrimError, before writing anything, when the BentoML there is another
-    version or an edit matches neither the original nor the edited text exactly once.
+    version or a file is neither the original nor the edited one. Each file is replaced
+    whole (written beside it, then renamed over it).
     """
     version = installed_version(site_packages)
+    if version is None:
+        raise TrimError(f"no BentoML distribution in {site_packages}")
     if version != BENTOML_VERSION:
         raise TrimError(
             f"{site_packages} holds BentoML {version}; these edits are for {BENTOML_VERSION}: "
             "re-check them against its source, then update BENTOML_VERSION"
         )
+    changed: dict[str, str] = {}
     try:
-        texts = {e.path: (site_packages / e.path).read_text(encoding="utf-8") for e in EDITS}
-    except FileNotFoundError as exc:
-        raise TrimError(f"{exc.filename}: not found in BentoML {version}") from exc
-    original = dict(texts)
-    for edit in EDITS:
-        text = texts[edit.path]
-        if _is_applied(text, edit):
-            continue
-        at = _line_starts(text, edit.old)
-        if len(at) != 1:
-            raise TrimError(
-                f"{edit.path}: {len(at)} matches of {edit.old.splitlines()[0].strip()!r} "
-                f"where one was expected; re-check the edits against BentoML {BENTOML_VERSION}"
-            )
-        texts[edit.path] = text[: at[0]] + edit.new + text[at[0] + len(edit.old) :]
-    changed = [path for path, text in texts.items() if text != original[path]]
-    if not check_only:
-        for path in changed:
-            (site_packages / path).write_text(texts[path], encoding="utf-8")
-    return changed
+        for path in dict.fromkeys(edit.path for edit in EDITS):
+            text = (site_packages / path).read_text(encoding="utf-8")
+            edited = _edit_file(path, text)
+            if edited != text:
+                changed[path] = edited
+        if not check_only:
+            for path, text in changed.items():
+                target = site_packages / path
+                staged = target.with_name(target.name + ".trim")
+                staged.write_text(text, encoding="utf-8")
+                os.replace(staged, target)
+    except (OSError, UnicodeError) as exc:
+        raise TrimError(f"{exc.__class__.__name__}: {exc}") from exc
+    return list(changed)
 
 
 def main(argv: list[str] | None = None) -> int:
