@@ -40,10 +40,6 @@ train-if-missing:
 evaluate: ## Evaluate both protocols per wine type and write docs/model.md
 	$(PY) -m training evaluate --output docs/model.md
 
-.PHONY: bench-forest
-bench-forest: ## Forest sizes: accuracy, ONNX file, session memory and creation CPU (full vs compact export); updates docs/benchmarks.md
-	$(PY) scripts/bench_forest.py --update-doc docs/benchmarks.md
-
 HOST ?= 127.0.0.1
 PORT ?= 3000
 

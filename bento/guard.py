@@ -20,7 +20,7 @@ from bento.errors import ApiError, field_errors
 from bento.schemas import BatchPredictRequest, PredictRequest
 from bento.settings import ServiceSettings
 from bento.state import STATE, ServingState
-from training.features import WINE_TYPE_FIELD, encode_row
+from training.features import encode_row
 
 logger = logging.getLogger("bentoml.wineq")
 
@@ -61,8 +61,7 @@ def json_depth(value: Any) -> int:
 
 def to_row(features: BaseModel, request_id: str | None) -> Row:
     """A validated features object as the model's input row."""
-    values = features.__dict__
-    return Row(tuple(encode_row(values, values[WINE_TYPE_FIELD])), request_id)
+    return Row(tuple(encode_row(features.__dict__)), request_id)
 
 
 class RequestGuard:

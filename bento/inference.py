@@ -10,7 +10,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from training.artifacts import JOBLIB_FILENAME, ONNX_FILENAME, ONNX_PROBABILITIES_OUTPUT
+from training.artifacts import (
+    JOBLIB_FILENAME,
+    ONNX_FILENAME,
+    ONNX_INPUT_NAME,
+    ONNX_PROBABILITIES_OUTPUT,
+)
 from training.checksums import sha256_file
 from training.features import FEATURE_NAMES, MODEL_COLUMNS
 
@@ -44,7 +49,7 @@ class OnnxEngine:
         self._session = ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        self._input = self._session.get_inputs()[0].name
+        self._input = ONNX_INPUT_NAME
         self._output = ONNX_PROBABILITIES_OUTPUT
 
     def predict_proba(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -2,7 +2,7 @@
 
 `bentoml serve` starts a supervisor process that imports the service (about 1.7
 CPU-seconds) before it forks the worker that imports it again.  On a Fargate task
-with 0.25 vCPU that is about 7 s of start-up spent on a process that only watches
+with 0.25 vCPU that is about 7.5 s of start-up spent on a process that only watches
 one worker, a job ECS already does for the whole task.  This launcher binds the
 socket and runs BentoML's own worker entry point (the same ASGI app, adaptive
 batching and metrics) in this process.  The image runs it; `make serve` and the

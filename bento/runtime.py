@@ -16,7 +16,6 @@ from training.features import (
     EXAMPLE_FEATURES,
     FEATURE_NAMES,
     MODEL_COLUMNS,
-    WINE_TYPE_FIELD,
     encode_row,
 )
 
@@ -60,7 +59,7 @@ class Predictor:
 
     def warm_up(self) -> None:
         """One real prediction so the first client does not pay for lazy initialisation."""
-        example = encode_row(EXAMPLE_FEATURES, str(EXAMPLE_FEATURES[WINE_TYPE_FIELD]))
+        example = encode_row(EXAMPLE_FEATURES)
         probabilities = self.model.engine.predict_proba(np.asarray([example], dtype=np.float32))
         if probabilities.shape != (1, len(self._labels)):
             raise RuntimeError(f"warm-up returned shape {probabilities.shape}")
@@ -79,24 +78,24 @@ class Predictor:
         # scalars per row and class.
         rows_probabilities: list[list[float]] = probabilities.tolist()
         best_columns: list[int] = best.tolist()
-        any_outside: list[bool] = np.asarray(outside.any(axis=1)).tolist()
+        flagged: list[list[str]] = [[] for _ in rows]
+        outside_rows, outside_columns = np.nonzero(outside)
+        for i, j in zip(outside_rows.tolist(), outside_columns.tolist(), strict=True):
+            flagged[i].append(FEATURE_NAMES[j])
         version = self.model.version
         answers: list[dict[str, Any]] = []
-        for i, (row, probs, column, quality) in enumerate(
-            zip(rows, rows_probabilities, best_columns, predicted.tolist(), strict=True)
+        for row, probs, column, quality, row_flagged in zip(
+            rows, rows_probabilities, best_columns, predicted.tolist(), flagged, strict=True
         ):
-            flagged = (
-                [FEATURE_NAMES[j] for j in np.flatnonzero(outside[i])] if any_outside[i] else []
-            )
             answers.append(
                 {
-                    "prediction": int(quality),
+                    "prediction": quality,
                     "confidence": round(probs[column], 6),
                     "probabilities": {
                         label: round(p, 6) for label, p in zip(self._labels, probs, strict=True)
                     },
                     "model_version": version,
-                    "out_of_distribution": flagged,
+                    "out_of_distribution": row_flagged,
                     "request_id": row.request_id,
                 }
             )

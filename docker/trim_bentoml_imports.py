@@ -54,12 +54,17 @@ _CLOUD_CLIENT = "from bentoml._internal.cloud.client import RestApiClient\n"
 _LABEL = "from bentoml._internal.cloud.schemas.modelschemas import LabelItemSchema\n"
 _MANIFEST = "from bentoml._internal.cloud.schemas.modelschemas import ModelManifestSchema\n"
 _CREATE = "from bentoml._internal.cloud.schemas.schemasv1 import CreateModelSchema\n"
-_FN = "        "  # the indentation of a method body
+_BLOCK = "    "  # the body of `if t.TYPE_CHECKING:`
+_METHOD = "        "  # the body of a method
+
+
+def _indented(indent: str, *imports: str) -> str:
+    return "".join(indent + line for line in imports)
 
 
 def _deferred(*imports: str) -> str:
     """`imports` as the first statements of a method body, then a blank line."""
-    return "".join(_FN + line for line in imports) + "\n"
+    return _indented(_METHOD, *imports) + "\n"
 
 
 EDITS: tuple[Edit, ...] = (
@@ -72,7 +77,7 @@ EDITS: tuple[Edit, ...] = (
     Edit(
         "_bentoml_sdk/models/base.py",
         "if t.TYPE_CHECKING:\n",
-        "if t.TYPE_CHECKING:\n    " + _CLOUD_CLIENT + "    " + _CREATE,
+        "if t.TYPE_CHECKING:\n" + _indented(_BLOCK, _CLOUD_CLIENT, _CREATE),
     ),
     Edit(
         "_bentoml_sdk/models/base.py",
@@ -86,7 +91,7 @@ EDITS: tuple[Edit, ...] = (
     Edit(
         "_bentoml_sdk/models/huggingface.py",
         "if t.TYPE_CHECKING:\n",
-        "if t.TYPE_CHECKING:\n    " + _CREATE,
+        "if t.TYPE_CHECKING:\n" + _indented(_BLOCK, _CREATE),
     ),
     Edit(
         "_bentoml_sdk/models/huggingface.py",

@@ -20,8 +20,6 @@ containerize: docker-up base-image train-if-missing ## bentoml build + container
 test-container: docker-up base-image ## Run the container tests (image under the Fargate limits)
 	$(PY) -m pytest -m container tests/container
 
-# BASELINE_IMAGE=<tag> also starts that image in the same rounds (e.g. the previous build).
-BASELINE_IMAGE ?=
 .PHONY: bench-container
-bench-container: containerize ## Cold start (beside `bentoml serve`), image size and memory at 0.25 vCPU / 512 MB; updates docs/benchmarks.md
+bench-container: containerize ## Cold start (beside `bentoml serve`), image size and memory at 0.25 vCPU / 512 MB; updates docs/benchmarks.md; BASELINE_IMAGE=<tag> also starts that image in the same rounds
 	$(PY) scripts/bench_container.py --update-doc docs/benchmarks.md $(if $(BASELINE_IMAGE),--baseline-image $(BASELINE_IMAGE))

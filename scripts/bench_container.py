@@ -35,6 +35,7 @@ if __package__ in (None, ""):  # run as a file: make `scripts` importable
 
 import httpx
 
+from scripts.bench_host import round_order
 from scripts.container_image import (
     FARGATE_CPUS,
     FARGATE_MEMORY,
@@ -129,6 +130,16 @@ class Result:
         """The image's CMD, the way the task starts it."""
         return self.cold_starts[0]
 
+    @property
+    def serve(self) -> ColdStarts:
+        """`bentoml serve` in the same image."""
+        return self.cold_starts[1]
+
+    @property
+    def baseline(self) -> ColdStarts | None:
+        """The baseline image's CMD (None when the run had no baseline image)."""
+        return self.cold_starts[2] if len(self.cold_starts) > 2 else None
+
 
 def measure_cold_start(image: str, command: Sequence[str] = ()) -> tuple[float, float]:
     """Seconds from `docker run` to the first 200 on /readyz, and the container's CPU
@@ -197,9 +208,8 @@ def measure_cold_starts(chosen: Sequence[Variant], runs: int) -> list[ColdStarts
     """Every variant's cold starts, alternating variants (and their order) round by round."""
     ready: list[list[float]] = [[] for _ in chosen]
     cpu: list[list[float]] = [[] for _ in chosen]
-    order = list(range(len(chosen)))
     for round_ in range(runs):
-        for index in order if round_ % 2 == 0 else order[::-1]:
+        for index in round_order(range(len(chosen)), round_):
             seconds, cpu_seconds = measure_cold_start(chosen[index].image, chosen[index].command)
             ready[index].append(seconds)
             cpu[index].append(cpu_seconds)
@@ -307,7 +317,7 @@ def _notes(result: Result) -> list[str]:
     quota = float(FARGATE_CPUS)
     overhead = max(median - cpu / quota, 0.0)
     needed = (TARGET_READY_S - overhead) * quota
-    serve = result.cold_starts[1]
+    serve = result.serve
     notes = [
         "Notes:",
         "",
@@ -346,12 +356,14 @@ def _notes(result: Result) -> list[str]:
         "of every default SSL context (SSL_CERT_FILE, docker/Dockerfile.j2); the bytecode "
         "column tables.",
     ]
-    if len(result.cold_starts) > 2:
-        base = result.cold_starts[2]
+    base = result.baseline
+    if base is not None:
         notes.append(
             f"- Against the baseline image, in the same rounds: {base.ready_median_s:.1f} s "
             f"and {base.cpu_at_limit_median_s:.2f} CPU-s to ready, so this image starts "
-            f"{base.ready_median_s - median:.1f} s sooner."
+            f"{base.ready_median_s - median:.1f} s sooner. Only the medians at the limit "
+            'compare: the "no limit" CPU-s are one start each, so the machine\'s drift shows '
+            "in them."
         )
     notes.append(
         f"- Memory: idle the container holds {result.idle_rss_mb:.0f} MB RSS; under load "

@@ -20,7 +20,6 @@ Every run's raw numbers are saved to build/bench/forest-<time>.json; ``--render`
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -39,8 +38,10 @@ from typing import TYPE_CHECKING, Any, Final
 if __package__ in (None, ""):  # run as a file: make `scripts`, `training`, `bento` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.bench_host import cpu_model, host_cpu_ticks
+from scripts.bench_host import RESULTS_DIR, cpu_model, host_cpu_ticks, round_order
 from scripts.doc_sections import publish
+from training.checksums import sha256_bytes
+from training.features import WINE_TYPES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 SCRIPT: Final = Path(__file__).resolve()
-RESULTS_DIR: Final = REPO_ROOT / "build" / "bench"
 SECTION_TITLE: Final = "## Forest size"
 COMMAND: Final = "python scripts/bench_forest.py --update-doc docs/benchmarks.md"
 
@@ -66,10 +66,7 @@ DEFAULT_CONFIGS: Final[tuple[Config, ...]] = (
     (60, 2),
 )
 DEFAULT_ROUNDS: Final = 5
-TASK_MEMORY_MIB: Final = 512  # the Fargate task's memory
 EXPORTS: Final = ("full", "compact")
-PROTOCOL_KEYS: Final = ("paper", "grouped")  # training.evaluate.PROTOCOLS, (a) then (b)
-WINE_TYPES: Final = ("red", "white")
 NOT_RUN: Final = "not run"
 MIB: Final = 1024 * 1024
 
@@ -284,7 +281,7 @@ def probe(model: Path, rows: Path) -> Probe:
         peak_kib=peak,
         cpu_s=cpu_s,
         wall_s=wall_s,
-        digest=hashlib.sha256(np.ascontiguousarray(probabilities).tobytes()).hexdigest(),
+        digest=sha256_bytes(np.ascontiguousarray(probabilities).tobytes()),
     )
 
 
@@ -305,8 +302,7 @@ def probe_order(configs: Sequence[Config], rounds: int) -> Iterator[tuple[Config
     does not favour one side.
     """
     for round_no in range(rounds):
-        ordered = list(configs) if round_no % 2 == 0 else list(reversed(configs))
-        for config in ordered:
+        for config in round_order(configs, round_no):
             first_full = (round_no + list(configs).index(config)) % 2 == 0
             yield from ((config, name) for name in (EXPORTS if first_full else EXPORTS[::-1]))
 
@@ -567,6 +563,7 @@ def compact_notes(run: Run) -> list[str]:
 
 def reasoning(run: Run) -> str:
     """Why the default forest: built from the measured numbers of this run."""
+    from scripts.container_image import FARGATE_MEMORY_MIB
     from training.evaluate import PAPER_REFERENCE
 
     paper = {t: PAPER_REFERENCE[t]["accuracy"] for t in WINE_TYPES}
@@ -663,7 +660,7 @@ def reasoning(run: Run) -> str:
     )
 
     def left(peak: float, export: str) -> str:
-        room = TASK_MEMORY_MIB - peak
+        room = FARGATE_MEMORY_MIB - peak
         return (
             f"{room:.0f} MiB with the {export} export"
             if room >= 0
@@ -671,7 +668,7 @@ def reasoning(run: Run) -> str:
         )
 
     verdict = (
-        f"of the task's {TASK_MEMORY_MIB} MiB that leaves {left(max(compact), 'compact')} and "
+        f"of the task's {FARGATE_MEMORY_MIB} MiB that leaves {left(max(compact), 'compact')} and "
         f"{left(max(full), 'full')} for BentoML, the service and its requests (what those "
         'take is in "Container (Fargate limits)").'
     )
@@ -685,6 +682,8 @@ def _load_text(load: Sequence[float]) -> str:
 
 def render_section(run: Run) -> str:
     """The Markdown section, heading included, ending in a newline."""
+    from scripts.container_image import FARGATE_MEMORY_MIB
+
     env = run.environment
     s = run.settings
     accuracy_note = ""
@@ -698,12 +697,13 @@ def render_section(run: Run) -> str:
     lines = [
         SECTION_TITLE,
         "",
-        f"Written by `{COMMAND}`; rerun it to refresh this "
+        f"Written by `make bench-forest` (`{COMMAND}`); rerun it to refresh this "
         "section (`--configs 60x3,100x1` measures a subset, `--no-accuracy` skips the "
         "slow cross-validation). How many trees, and how large, the served forest may be: "
-        "ONNX Runtime holds every node of the forest in memory, so on a 512 MiB task the "
-        "node count decides the memory budget more than anything else in the process, and "
-        "building the session is start-up CPU on a quarter of a core.",
+        "ONNX Runtime holds every node of the forest in memory, so on a "
+        f"{FARGATE_MEMORY_MIB} MiB task the node count decides the memory budget more than "
+        "anything else in the process, and building the session is start-up CPU on a "
+        "quarter of a core.",
         "",
         f"Each forest (seed {SEED}, `max_features` {s['max_features']}, `max_depth` "
         f"{s['max_depth']}) is trained on all {run.rows:,} rows; nodes are summed over its "
@@ -787,7 +787,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def _save(run: Run) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = run.started.replace("-", "").replace(":", "").replace(" UTC", "Z").replace(" ", "T")
+    stamp = datetime.strptime(run.started, "%Y-%m-%d %H:%M UTC").strftime("%Y%m%dT%H%MZ")
     path = RESULTS_DIR / f"forest-{stamp}.json"
     path.write_text(json.dumps(asdict(run), indent=2) + "\n")
     return path

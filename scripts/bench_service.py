@@ -43,21 +43,20 @@ import aiohttp
 if __package__ in (None, ""):  # run as a file: make `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.bench_host import cpu_model, host_cpu_ticks
-from scripts.container_image import http_status
+from scripts.bench_host import RESULTS_DIR, cpu_model, host_cpu_ticks, round_order
+from scripts.container_image import FARGATE_MEMORY_MIB, http_status
 from scripts.doc_sections import replace_section
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENTOML = Path(sys.executable).with_name("bentoml")
 DOC_PATH = REPO_ROOT / "docs" / "benchmarks.md"
-RESULTS_DIR = REPO_ROOT / "build" / "bench"
 SECTION_TITLE = "## Service design at 0.25 vCPU"
 
 HOST = "127.0.0.1"
 PORTS = range(3400, 3500)
 CPU_PERIOD_US = 100_000
 CPU_QUOTA_US = 25_000  # 0.25 vCPU, Fargate's smallest task
-MEMORY_LIMIT_BYTES = 512 * 1024 * 1024
+MEMORY_LIMIT_BYTES = FARGATE_MEMORY_MIB * 1024 * 1024
 CGROUP_PREFIX = "wineq-bench-"
 READY_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 60.0
@@ -967,8 +966,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bodies = request_bodies()
         print(f"model {tag}; {len(bodies)} request bodies", flush=True)
         for round_no in range(1, args.rounds + 1):
-            order = chosen if round_no % 2 else list(reversed(chosen))
-            for variant in order:
+            for variant in round_order(chosen, round_no - 1):  # round_no counts from 1
                 home = variant_home(work, f"{variant.key}-{round_no}")
                 runs.append(bench_variant(variant, round_no, home, tag, bodies, args, logs))
     report = {

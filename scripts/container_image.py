@@ -37,7 +37,8 @@ IMAGE_NAME: Final = "wine-quality"
 CONTAINER_PORT: Final = 3000
 # The ECS Fargate task: a quarter of a vCPU and 512 MB.
 FARGATE_CPUS: Final = "0.25"
-FARGATE_MEMORY: Final = "512m"
+FARGATE_MEMORY_MIB: Final = 512
+FARGATE_MEMORY: Final = f"{FARGATE_MEMORY_MIB}m"
 # Host ports the container tests and the benchmark publish on (127.0.0.1 only).
 HOST_PORTS: Final = range(3300, 3400)
 BASE_IMAGE_SCRIPT: Final = REPO_ROOT / "scripts" / "build_base_image.sh"
@@ -359,7 +360,7 @@ def process_cpu_seconds(container: Container) -> dict[str, float]:
 CGROUP_ROOT: Final = Path("/sys/fs/cgroup")
 
 
-def read_cgroup_cpu_seconds(path: Path) -> float:
+def _read_cgroup_cpu_seconds(path: Path) -> float:
     """CPU seconds in a cgroup v1 ``cpuacct.usage`` (ns) or v2 ``cpu.stat`` (usage_usec)."""
     text = path.read_text()
     if path.name == "cpu.stat":
@@ -402,7 +403,7 @@ def cpu_seconds_until_ready(
     """
     path = cgroup_cpu_file(container)
     wait_ready(container, timeout=timeout, interval=interval)
-    return read_cgroup_cpu_seconds(path)
+    return _read_cgroup_cpu_seconds(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

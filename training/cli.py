@@ -10,19 +10,25 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
-from training.mirror_cli import Command, one_line
 from training.settings import TrainingSettings
 
 logger = logging.getLogger(__name__)
+
+Command = Callable[[argparse.Namespace], int]
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_BELOW_REFERENCE: Final = 3
 DEFAULT_REPORT: Final = Path("docs/model.md")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type when it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:

@@ -7,7 +7,6 @@ in ``WINEQ_DATA_DIR`` is refused instead of silently training on different data.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -20,8 +19,15 @@ from typing import Final
 
 import pandas as pd
 
-from training.checksums import sha256_file
-from training.features import CSV_HEADER_TO_NAME, FEATURE_NAMES, TARGET, WINE_TYPE_FIELD, WINE_TYPES
+from training.checksums import sha256_bytes, sha256_file
+from training.features import (
+    CSV_HEADER_TO_NAME,
+    FEATURE_NAMES,
+    REQUEST_FIELDS,
+    TARGET,
+    WINE_TYPE_FIELD,
+    WINE_TYPES,
+)
 from training.settings import TrainingSettings
 
 logger = logging.getLogger(__name__)
@@ -81,7 +87,7 @@ class WineData:
 def combined_sha256(file_sha256: dict[str, str]) -> str:
     """One digest for the data set: SHA-256 over the per-type file digests, in WINE_TYPES order."""
     joined = "\n".join(f"{wine_type}:{file_sha256[wine_type]}" for wine_type in WINE_TYPES)
-    return hashlib.sha256(joined.encode("ascii")).hexdigest()
+    return sha256_bytes(joined.encode("ascii"))
 
 
 def verify_checksum(path: Path, expected: str) -> str:
@@ -178,7 +184,7 @@ def load_wine_data(settings: TrainingSettings | None = None) -> WineData:
 
 def request_features(frame: pd.DataFrame) -> list[dict[str, float | str]]:
     """Each row as the ``features`` object /predict takes: the measurements and wine_type."""
-    columns = [*FEATURE_NAMES, WINE_TYPE_FIELD]
+    columns = list(REQUEST_FIELDS)
     return [
         {
             name: (value if name == WINE_TYPE_FIELD else float(value))

@@ -108,6 +108,8 @@ CSV_HEADER_TO_NAME: Final[dict[str, str]] = {f.csv_header: f.name for f in FEATU
 # The model sees the 11 measurements followed by a 0/1 encoding of the wine type.
 IS_WHITE_COLUMN: Final = "is_white"
 MODEL_COLUMNS: Final[tuple[str, ...]] = (*FEATURE_NAMES, IS_WHITE_COLUMN)
+# One wine as a client describes it: the 11 measurements followed by its type.
+REQUEST_FIELDS: Final[tuple[str, ...]] = (*FEATURE_NAMES, WINE_TYPE_FIELD)
 
 EXAMPLE_FEATURES: Final[dict[str, float | str]] = {
     **{f.name: f.example for f in FEATURES},
@@ -144,6 +146,7 @@ def cross_field_violations(row: Mapping[str, float]) -> list[tuple[str, str]]:
     return []
 
 
-def encode_row(row: Mapping[str, float | str], wine_type: str) -> list[float]:
-    """Encode one row as the model's input vector, in MODEL_COLUMNS order."""
-    return [float(row[name]) for name in FEATURE_NAMES] + [1.0 if wine_type == "white" else 0.0]
+def encode_row(row: Mapping[str, float | str]) -> list[float]:
+    """Encode one row (its measurements and its own wine type) in MODEL_COLUMNS order."""
+    is_white = 1.0 if row[WINE_TYPE_FIELD] == "white" else 0.0
+    return [float(row[name]) for name in FEATURE_NAMES] + [is_white]

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -46,7 +45,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from training.artifacts import MODEL_NAME
-from training.checksums import sha256_file
+from training.checksums import sha256_bytes, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +221,7 @@ def directory_digest(root: str | os.PathLike[str]) -> tuple[str, dict[str, str]]
         if path.is_file()
     }
     canonical = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(canonical).hexdigest(), files
+    return sha256_bytes(canonical), files
 
 
 @dataclass(frozen=True)

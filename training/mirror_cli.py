@@ -11,21 +11,11 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import logging
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from training.cli import Command, one_line
 from training.settings import TrainingSettings
-
-logger = logging.getLogger(__name__)
-
-Command = Callable[[argparse.Namespace], int]
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (its type when it has none)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 @dataclass(frozen=True)

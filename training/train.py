@@ -10,9 +10,7 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
-from training.artifacts import (
-    ONNX_INPUT_NAME,
-)
+from training.artifacts import MODEL_NAME, ONNX_INPUT_NAME
 from training.features import FEATURE_NAMES, MODEL_COLUMNS, TARGET, WINE_TYPE_FIELD
 from training.settings import TrainingSettings
 
@@ -106,7 +104,7 @@ def to_onnx(forest: RandomForestClassifier, *, compact: bool = True) -> bytes:
 
     onnx_model = convert_sklearn(
         forest,
-        name="wine_quality",
+        name=MODEL_NAME,
         initial_types=[(ONNX_INPUT_NAME, FloatTensorType([None, len(MODEL_COLUMNS)]))],
         final_types=None,
         options={id(forest): {"zipmap": False}},

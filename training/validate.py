@@ -18,6 +18,7 @@ import pandas as pd
 from training.data import FRAME_COLUMNS
 from training.features import (
     FEATURE_NAMES,
+    REQUEST_FIELDS,
     TARGET,
     WINE_TYPE_FIELD,
     WINE_TYPES,
@@ -30,7 +31,7 @@ QUALITY_MAX: Final = 10
 # How many offending row indices a report lists per problem before summarising.
 MAX_EXAMPLES: Final = 5
 # Identical measurements of the same wine type (the label is not part of the identity).
-IDENTITY_COLUMNS: Final[tuple[str, ...]] = (*FEATURE_NAMES, WINE_TYPE_FIELD)
+IDENTITY_COLUMNS: Final[tuple[str, ...]] = REQUEST_FIELDS
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ class ModelService:
     def __init__(self) -> None:
         from bento.runtime import Predictor
 
-        self.predictor = Predictor.start(get_settings(), self.bundled_model)
+        self.predictor = Predictor.start(SETTINGS, self.bundled_model)
 
     def __is_ready__(self) -> bool:
         """Ready once the predictor is loaded and warmed up."""

@@ -35,6 +35,20 @@ def _docker_answers() -> bool:
         return False
 
 
+def run_in_image(
+    image: str, *command: str, mounts: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in a throwaway container of ``image`` (through its entrypoint, no
+    network); ``mounts`` are ``docker run -v`` specifications."""
+    volumes = [arg for mount in mounts for arg in ("-v", mount)]
+    return subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", *volumes, image, *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
     """A reachable Docker engine: skip locally without one, fail in CI (`CI` set)."""

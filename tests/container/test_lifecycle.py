@@ -18,6 +18,7 @@ import pytest
 
 from scripts.container_image import Container, http_status, wait_ready
 from tests.container.conftest import READY_TIMEOUT_S
+from tests.fixtures.moto import MOTO_AWS_ENV
 from training.features import EXAMPLE_FEATURES
 from training.mirror import MirrorLayout, push
 
@@ -180,9 +181,7 @@ def start_from_s3(
         env = {
             "WINEQ_MODEL_S3_URI": uri,
             "AWS_ENDPOINT_URL": moto_for_containers,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
+            **MOTO_AWS_ENV,
         }
         return container_factory(env=env, extra_args=("--network", docker_network[0]))
 

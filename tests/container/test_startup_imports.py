@@ -8,13 +8,12 @@ per imported module to stderr; the lines written until /readyz turns 200 are the
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Callable
 
 import pytest
 
 from scripts.container_image import Container, wait_ready
-from tests.container.conftest import READY_TIMEOUT_S
+from tests.container.conftest import READY_TIMEOUT_S, run_in_image
 from tests.fixtures.bentoml_copy import DEFERRED_AT_START, TRIM_SCRIPT, is_under
 
 pytestmark = pytest.mark.container
@@ -42,14 +41,7 @@ def test_start_up_leaves_the_cloud_and_cli_clients_out(
 
 def test_the_image_holds_the_trimmed_bentoml(service_image: str) -> None:
     # The build ran the script and removed it; the repository's copy checks the result.
-    result = subprocess.run(
-        [
-            "docker", "run", "--rm", "-v", f"{TRIM_SCRIPT}:/opt/trim.py:ro",
-            "--entrypoint", "python", service_image, "/opt/trim.py", "--check",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )  # fmt: skip
+    mount = f"{TRIM_SCRIPT}:/opt/trim.py:ro"
+    result = run_in_image(service_image, "python", "/opt/trim.py", "--check", mounts=(mount,))
     assert result.returncode == 0, result.stderr
     assert "would change 0 file(s)" in result.stdout

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.container.conftest import run_in_image
+
 pytestmark = pytest.mark.container
 
 # Runs inside the image: a TLS server on loopback with the test's leaf certificate, and
@@ -150,13 +152,7 @@ def _subject_hash(ca_file: Path) -> str:
 
 
 def _run_in_image(image: str, script: str, *mounts: str) -> dict[str, object]:
-    volumes = [arg for mount in mounts for arg in ("-v", mount)]
-    result = subprocess.run(
-        ["docker", "run", "--rm", "--network", "none", *volumes, image, "python", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_in_image(image, "python", "-c", script, mounts=mounts)
     assert result.returncode == 0, result.stderr[-3000:]
     answer: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
     return answer

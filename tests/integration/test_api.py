@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import RandomForestClassifier
 
 from bento.settings import ServiceSettings
 from training.data import request_features
@@ -21,12 +20,6 @@ from training.train import model_matrix
 pytestmark = pytest.mark.integration
 
 MAX_ROWS = ServiceSettings().max_batch_rows
-
-
-def _offline_predictions(bentoml_home: Path, tag: str, frame: pd.DataFrame) -> np.ndarray:
-    name, version = tag.split(":")
-    forest = joblib.load(bentoml_home / "models" / name / version / "model.joblib")
-    return np.asarray(forest.predict(model_matrix(frame)))
 
 
 def test_predict_accepts_the_existing_clients_shape(service_url: str) -> None:
@@ -61,7 +54,7 @@ def test_every_response_carries_the_model_version(service_url: str, trained_mode
 
 
 def test_all_rows_of_both_files_are_accepted_and_match_offline_predictions(
-    service_url: str, wine_frame: pd.DataFrame, bentoml_home: Path, trained_model_tag: str
+    service_url: str, wine_frame: pd.DataFrame, forest: RandomForestClassifier
 ) -> None:
     records = request_features(wine_frame)
     chunks = [records[i : i + MAX_ROWS] for i in range(0, len(records), MAX_ROWS)]
@@ -81,7 +74,7 @@ def test_all_rows_of_both_files_are_accepted_and_match_offline_predictions(
     served = np.array([a["prediction"] for a in answers])
     assert served.min() >= 3
     assert served.max() <= 9
-    expected = _offline_predictions(bentoml_home, trained_model_tag, wine_frame)
+    expected = forest.predict(model_matrix(wine_frame))
     mismatches = np.flatnonzero(served != expected)
     assert mismatches.size == 0, f"{mismatches.size} rows differ, first at {mismatches[:5]}"
     assert all(a["out_of_distribution"] == [] for a in answers)

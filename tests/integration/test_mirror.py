@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ from bentoml._internal.models import ModelStore
 
 from tests.fixtures.cli import run_training_cli
 from training import mirror
-from training.checksums import sha256_file
+from training.checksums import sha256_bytes, sha256_file
 
 pytestmark = pytest.mark.integration
 
@@ -121,12 +120,12 @@ def keys_under(bucket: str, prefix: str) -> list[str]:
 
 def object_sha256(bucket: str, key: str) -> str:
     body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    return hashlib.sha256(body).hexdigest()
+    return sha256_bytes(body)
 
 
 def orphan_key(bucket: str, version: str, content: bytes) -> str:
     """Where an interrupted push (artifact uploaded, manifest never written) leaves its bytes."""
-    sha256 = hashlib.sha256(content).hexdigest()
+    sha256 = sha256_bytes(content)
     return layout(bucket).artifact_key(version, mirror.artifact_filename(sha256))
 
 
@@ -441,9 +440,7 @@ def test_cli_round_trip(s3_env: str, stores: Stores) -> None:
     make_entry("v1", metrics={"accuracy": 0.6})
     make_entry("v2", metrics={"accuracy": 0.7}, created_at="2026-02-01T00:00:00+00:00")
     env = {
-        **os.environ,
         "BENTOML_HOME": str(stores.home("a")),
-        "BENTOML_DO_NOT_TRACK": "True",
         "WINEQ_S3_BUCKET": s3_env,
         "WINEQ_S3_PREFIX": "cli-models",
     }

@@ -21,6 +21,7 @@ import yaml
 
 from tests.fixtures.bentoml_copy import DEFERRED_AT_START, copy_bentoml, is_under, load_trim
 from tests.fixtures.cli import REPO_ROOT
+from tests.fixtures.server import private_home
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +52,7 @@ def trimmed_bentoml(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _load(bentoml_home: Path, model_tag: str, home: Path, python_path: Path | None) -> Any:
-    home.mkdir()
-    (home / "models").symlink_to(bentoml_home / "models", target_is_directory=True)
+    env = private_home(bentoml_home, home)
     # A signed-in BentoCloud user, as `bentoml cloud login` leaves it.
     (home / ".yatai.yaml").write_text(
         yaml.safe_dump(
@@ -69,7 +69,6 @@ def _load(bentoml_home: Path, model_tag: str, home: Path, python_path: Path | No
             }
         )
     )
-    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
     env["PYTHONPATH"] = os.pathsep.join(
         str(path) for path in (python_path, REPO_ROOT) if path is not None
     )

@@ -1,11 +1,10 @@
-"""scripts/bench_forest.py: the pure parts (options, table, section rewriting); no timings."""
+"""scripts/bench_forest.py: the pure parts (options, order, table, section text); no timings."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 
@@ -24,7 +23,6 @@ from scripts.bench_forest import (
     render_section,
     run_from_dict,
 )
-from scripts.doc_sections import replace_section
 
 
 def _probe(session_mib: float, cpu_s: float, digest: str = "same") -> Probe:
@@ -192,60 +190,3 @@ def test_saved_run_renders_the_same_after_a_json_round_trip(run: Run):
     restored = run_from_dict(json.loads(json.dumps(asdict(run))))
     assert restored == run
     assert render_section(restored) == render_section(run)
-
-
-DOC = (
-    "# Benchmarks\n"
-    "\n"
-    "## Service design at 0.25 vCPU\n"
-    "\n"
-    "service text  \n"
-    "```\n"
-    "## not a heading inside code\n"
-    "```\n"
-    "\n"
-    "## Forest size\n"
-    "\n"
-    "old forest text\n"
-    "### a subsection of it\n"
-    "more old text\n"
-    "\n"
-    "## Container (Fargate limits)\n"
-    "\n"
-    "container text, no trailing newline"
-)
-
-
-def test_section_rewrite_replaces_only_its_own_section(tmp_path: Path):
-    doc = tmp_path / "benchmarks.md"
-    doc.write_text(DOC)
-    replace_section(doc, SECTION_TITLE, "## Forest size\n\nnew text\n")
-    text = doc.read_text()
-    before, after = DOC.split("## Forest size\n")[0], DOC.split("more old text\n\n")[1]
-    assert text == before + "## Forest size\n\nnew text\n\n" + after
-    assert "old forest text" not in text
-    assert "### a subsection of it" not in text
-
-
-def test_section_rewrite_is_stable_when_repeated(tmp_path: Path):
-    doc = tmp_path / "benchmarks.md"
-    doc.write_text(DOC)
-    replace_section(doc, SECTION_TITLE, "## Forest size\n\nnew text\n")
-    once = doc.read_text()
-    replace_section(doc, SECTION_TITLE, "## Forest size\n\nnew text\n")
-    assert doc.read_text() == once
-
-
-def test_section_as_the_last_one_keeps_everything_before_it(tmp_path: Path):
-    doc = tmp_path / "benchmarks.md"
-    head = "# Benchmarks\n\n## Other\n\nother text\n\n"
-    doc.write_text(head + "## Forest size\n\nold\n")
-    replace_section(doc, SECTION_TITLE, "## Forest size\n\nnew\n")
-    assert doc.read_text() == head + "## Forest size\n\nnew\n"
-
-
-def test_section_is_appended_when_missing(tmp_path: Path):
-    doc = tmp_path / "benchmarks.md"
-    doc.write_text("# Benchmarks\n\n## Other\n\ntext\n")
-    replace_section(doc, SECTION_TITLE, "## Forest size\n\nnew\n")
-    assert doc.read_text() == "# Benchmarks\n\n## Other\n\ntext\n\n## Forest size\n\nnew\n"

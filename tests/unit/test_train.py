@@ -7,6 +7,7 @@ import onnx
 import pandas as pd
 import pytest
 
+from training.artifacts import ONNX_INPUT_NAME
 from training.features import FEATURE_NAMES, MODEL_COLUMNS, encode_row
 from training.settings import TrainingSettings
 from training.train import (
@@ -15,6 +16,7 @@ from training.train import (
     hyperparameters,
     labels,
     model_matrix,
+    to_onnx,
     train_forest,
 )
 
@@ -27,7 +29,7 @@ def test_model_matrix_matches_encode_row(wine_frame: pd.DataFrame):
     assert matrix.dtype == np.float32
     sample = wine_frame.sample(200, random_state=0)
     for position, row in zip(sample.index, sample.to_dict(orient="records"), strict=True):
-        expected = np.asarray(encode_row(row, row["wine_type"]), dtype=np.float32)
+        expected = np.asarray(encode_row(row), dtype=np.float32)
         np.testing.assert_array_equal(matrix[position], expected)
 
 
@@ -100,6 +102,10 @@ def test_forest_learns_both_wine_types(wine_frame: pd.DataFrame):
     assert list(forest.classes_) == [3, 4, 5, 6, 7, 8, 9]
 
 
+def _attributes(node: onnx.NodeProto) -> dict[str, onnx.AttributeProto]:
+    return {a.name: a for a in node.attribute}
+
+
 def _tree_node(model_bytes: bytes) -> onnx.NodeProto:
     model = onnx.load_from_string(model_bytes)
     nodes: list[onnx.NodeProto] = [
@@ -111,9 +117,6 @@ def _tree_node(model_bytes: bytes) -> onnx.NodeProto:
 
 def test_compact_onnx_scores_every_row_exactly_like_the_full_export(wine_frame: pd.DataFrame):
     import onnxruntime as ort
-
-    from training.artifacts import ONNX_INPUT_NAME
-    from training.train import to_onnx
 
     settings = TrainingSettings(n_estimators=FAST_TREES)
     forest = train_forest(wine_frame, settings)
@@ -128,14 +131,14 @@ def test_compact_onnx_scores_every_row_exactly_like_the_full_export(wine_frame: 
     np.testing.assert_array_equal(compact_out[0], full_out[0])
     np.testing.assert_array_equal(compact_out[1], full_out[1])  # bit-identical sums
 
-    attributes = {a.name: a for a in _tree_node(compact).attribute}
+    attributes = _attributes(_tree_node(compact))
     assert 0.0 not in attributes["class_weights"].floats
     index_fields = ("class_ids", "class_nodeids", "class_treeids")
     lengths = {len(attributes[name].ints) for name in index_fields}
     assert lengths == {len(attributes["class_weights"].floats)}
     assert "nodes_hitrates" not in attributes
     assert "nodes_missing_value_tracks_true" not in attributes
-    full_weights = {a.name: a for a in _tree_node(full).attribute}["class_weights"].floats
+    full_weights = _attributes(_tree_node(full))["class_weights"].floats
     assert len(attributes["class_weights"].floats) < len(full_weights) / 2
     assert len(compact) < len(full) * 0.7
 
@@ -158,7 +161,7 @@ def test_compaction_leaves_class_entries_with_a_negative_weight_alone():
     )
     model = onnx.helper.make_model(onnx.helper.make_graph([node], "g", [], []))
     compact_tree_ensembles(model)
-    attributes = {a.name: a for a in model.graph.node[0].attribute}
+    attributes = _attributes(model.graph.node[0])
     assert list(attributes["class_weights"].floats) == [0.0, -0.5]
     assert list(attributes["class_ids"].ints) == [0, 1]
     assert "nodes_hitrates" not in attributes
