@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BENTOML := $(VENV)/bin/bentoml
 # The local default reads the UCI files from the shared folder when it exists.
-export WINEQ_DATA_DIR ?= $(if $(wildcard ../shared/data/wine-quality/SHA256SUMS),$(abspath ../shared/data/wine-quality),)
+export WINEQ_TRAIN_DATA_DIR ?= $(if $(wildcard ../shared/data/wine-quality/SHA256SUMS),$(abspath ../shared/data/wine-quality),)
 export BENTOML_DO_NOT_TRACK := True
 export OTEL_SDK_DISABLED ?= true
 

@@ -97,7 +97,7 @@ def parse_mix(spec: str) -> dict[str, int]:
 
 @cache
 def wine_pool() -> tuple[Features, ...]:
-    """Every row of both UCI CSVs as a /predict `features` object (honours WINEQ_DATA_DIR)."""
+    """Every row of both UCI CSVs as a /predict `features` object (honours WINEQ_TRAIN_DATA_DIR)."""
     from training.data import load_wine_data, request_features
     from training.settings import TrainingSettings
 

@@ -2,7 +2,7 @@
 #
 # The local default talks to the moto stand-in: run `make moto` in one terminal and
 # `make moto-bucket` once, then `make push`, `make promote MODEL_VERSION=<v>`, `make pull`.
-# Against real S3: `make push S3=aws WINEQ_S3_BUCKET=<bucket>`; credentials then come
+# Against real S3: `make push S3=aws WINEQ_TRAIN_S3_BUCKET=<bucket>`; credentials then come
 # only from the standard AWS chain (profile, SSO, role), never from this file.
 
 MOTO_PORT ?= 5000
@@ -12,7 +12,7 @@ ifeq ($(S3),local)
 # Dummy credentials are what moto accepts; they are not secrets.
 MIRROR_ENV := env AWS_ENDPOINT_URL=http://127.0.0.1:$(MOTO_PORT) \
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 \
-	WINEQ_S3_BUCKET=$(or $(WINEQ_S3_BUCKET),wineq-models-local)
+	WINEQ_TRAIN_S3_BUCKET=$(or $(WINEQ_TRAIN_S3_BUCKET),wineq-models-local)
 else
 MIRROR_ENV :=
 endif
@@ -23,7 +23,7 @@ moto: ## Run the local S3 stand-in (moto server) on 127.0.0.1:5000 in the foregr
 	$(PY) -m moto.server -H 127.0.0.1 -p $(MOTO_PORT)
 
 moto-bucket: ## Create the local mirror bucket (versioned) in the running moto server
-	$(MIRROR_ENV) $(PY) -c 'import boto3, os; b = os.environ["WINEQ_S3_BUCKET"]; \
+	$(MIRROR_ENV) $(PY) -c 'import boto3, os; b = os.environ["WINEQ_TRAIN_S3_BUCKET"]; \
 		s3 = boto3.client("s3"); s3.create_bucket(Bucket=b); \
 		s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"}); print(b)'
 

@@ -641,10 +641,10 @@ def train_model(home: Path, trees: int | None) -> str:
         **os.environ,
         "BENTOML_HOME": str(home),
         "BENTOML_DO_NOT_TRACK": "True",
-        "WINEQ_RANDOM_STATE": "42",
+        "WINEQ_TRAIN_RANDOM_STATE": "42",
     }
     if trees is not None:
-        env["WINEQ_N_ESTIMATORS"] = str(trees)
+        env["WINEQ_TRAIN_N_ESTIMATORS"] = str(trees)
     done = subprocess.run(
         [sys.executable, "-m", "training", "train"],
         cwd=REPO_ROOT,
@@ -659,7 +659,7 @@ def train_model(home: Path, trees: int | None) -> str:
 
 
 def request_bodies() -> list[bytes]:
-    """One-row /predict bodies sampled from both UCI CSVs (WINEQ_DATA_DIR honoured)."""
+    """One-row /predict bodies sampled from both UCI CSVs (WINEQ_TRAIN_DATA_DIR honoured)."""
     from training.data import load_wine_data, request_features
     from training.settings import TrainingSettings
 

@@ -6,7 +6,11 @@ Standard library only: the serving image imports it.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from training.checksums import sha256_file
 
 # The model store name of every entry (its versions are the store's tags).
 MODEL_NAME: Final = "wine_quality"
@@ -17,3 +21,35 @@ ARTIFACT_FILENAMES: Final[tuple[str, ...]] = (ONNX_FILENAME, JOBLIB_FILENAME)
 ONNX_INPUT_NAME: Final = "input"
 ONNX_LABEL_OUTPUT: Final = "label"
 ONNX_PROBABILITIES_OUTPUT: Final = "probabilities"
+
+
+class ArtifactError(Exception):
+    """A model store entry lacks a file, a recorded checksum, or a file fails its sha256."""
+
+
+def verify_artifacts(
+    model: Any, filenames: Iterable[str] = ARTIFACT_FILENAMES
+) -> dict[str, Path]:
+    """Check ``filenames`` of a BentoML model against the sha256 its metadata records.
+
+    The one verification the store, the mirror and the service use before trusting an
+    entry; returns each file's path.  Raises :class:`ArtifactError` naming the entry.
+    """
+    recorded = model.info.metadata.get("artifacts")
+    if not isinstance(recorded, Mapping):
+        raise ArtifactError(f"{model.tag}: metadata records no artifact checksums")
+    paths: dict[str, Path] = {}
+    for filename in filenames:
+        expected = recorded.get(filename)
+        path = Path(model.path) / filename
+        if not expected:
+            raise ArtifactError(f"{model.tag}: metadata records no checksum for {filename}")
+        if not path.is_file():
+            raise ArtifactError(f"{model.tag}: {filename} is missing")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ArtifactError(
+                f"{model.tag}: {filename} has sha256 {actual}, metadata records {expected}"
+            )
+        paths[filename] = path
+    return paths

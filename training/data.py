@@ -2,7 +2,7 @@
 
 The two files are the published originals of Cortez et al. (2009).  Their SHA-256
 digests are pinned here, so a changed mirror, a truncated download or an edited copy
-in ``WINEQ_DATA_DIR`` is refused instead of silently training on different data.
+in ``WINEQ_TRAIN_DATA_DIR`` is refused instead of silently training on different data.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def fetch_csv(wine_type: str, settings: TrainingSettings) -> tuple[Path, str]:
     if settings.data_dir is not None:
         path = settings.data_dir / filename
         if not path.is_file():
-            raise DataError(f"{path} not found (WINEQ_DATA_DIR={settings.data_dir})")
+            raise DataError(f"{path} not found (WINEQ_TRAIN_DATA_DIR={settings.data_dir})")
         return path, verify_checksum(path, expected)
 
     path = settings.cache_dir / filename

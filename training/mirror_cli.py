@@ -1,7 +1,7 @@
 """CLI commands of the S3 model mirror (push, pull, promote, list-versions).
 
 Bucket and prefix come from :class:`training.settings.TrainingSettings`
-(``WINEQ_S3_BUCKET``, ``WINEQ_S3_PREFIX``); ``--bucket`` and ``--prefix`` override them.
+(``WINEQ_TRAIN_S3_BUCKET``, ``WINEQ_TRAIN_S3_PREFIX``); ``--bucket`` and ``--prefix`` override them.
 The mirror module (and so boto3 and bentoml) is imported only when a command runs, so
 the other training commands do not pay for it.
 """
@@ -33,7 +33,7 @@ def _target(args: argparse.Namespace) -> _Target:
     settings = TrainingSettings()
     bucket = args.bucket or settings.s3_bucket
     if not bucket:
-        raise _UsageError("no S3 bucket: set WINEQ_S3_BUCKET or pass --bucket")
+        raise _UsageError("no S3 bucket: set WINEQ_TRAIN_S3_BUCKET or pass --bucket")
     prefix = settings.s3_prefix if args.prefix is None else args.prefix
     return _Target(bucket, prefix, settings.model_name)
 
@@ -127,8 +127,8 @@ def _cmd_list_versions(args: argparse.Namespace) -> int:
 
 
 def _add_target_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bucket", help="S3 bucket (default: WINEQ_S3_BUCKET)")
-    parser.add_argument("--prefix", help="S3 key prefix (default: WINEQ_S3_PREFIX or 'models')")
+    parser.add_argument("--bucket", help="S3 bucket (default: WINEQ_TRAIN_S3_BUCKET)")
+    parser.add_argument("--prefix", help="S3 key prefix (default: WINEQ_TRAIN_S3_PREFIX or 'models')")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,4 +1,4 @@
-"""Training settings, read from ``WINEQ_*`` environment variables."""
+"""Training settings, read from ``WINEQ_TRAIN_*`` environment variables."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from training.artifacts import MODEL_NAME
+from training.envvars import TRAINING_PREFIX
 
 UCI_BASE_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/wine-quality"
 
@@ -16,7 +17,7 @@ class TrainingSettings(BaseSettings):
     """Where the data comes from, how the forest is trained and where models are mirrored."""
 
     model_config = SettingsConfigDict(
-        env_prefix="WINEQ_", extra="ignore", frozen=True, env_ignore_empty=True
+        env_prefix=TRAINING_PREFIX, extra="ignore", frozen=True, env_ignore_empty=True
     )
 
     data_dir: Path | None = Field(

@@ -47,7 +47,7 @@ def run_locust(
             str(csv_prefix),
         ],
         cwd=REPO_ROOT,
-        env={**os.environ, "WINEQ_DATA_DIR": str(data_dir), **env},
+        env={**os.environ, "WINEQ_TRAIN_DATA_DIR": str(data_dir), **env},
         capture_output=True,
         text=True,
         timeout=seconds + 30,

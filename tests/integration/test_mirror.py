@@ -441,8 +441,8 @@ def test_cli_round_trip(s3_env: str, stores: Stores) -> None:
     make_entry("v2", metrics={"accuracy": 0.7}, created_at="2026-02-01T00:00:00+00:00")
     env = {
         "BENTOML_HOME": str(stores.home("a")),
-        "WINEQ_S3_BUCKET": s3_env,
-        "WINEQ_S3_PREFIX": "cli-models",
+        "WINEQ_TRAIN_S3_BUCKET": s3_env,
+        "WINEQ_TRAIN_S3_PREFIX": "cli-models",
     }
 
     pushed = run_training_cli("push", env=env)  # default: the latest entry
@@ -471,7 +471,7 @@ def test_cli_round_trip(s3_env: str, stores: Stores) -> None:
 
     other_bucket = run_training_cli("list-versions", "--bucket", "no-such-bucket-wineq", env=env)
     failed = run_training_cli("promote", "--version", "v9", env=env)
-    no_bucket = run_training_cli("pull", env={**env, "WINEQ_S3_BUCKET": None})
+    no_bucket = run_training_cli("pull", env={**env, "WINEQ_TRAIN_S3_BUCKET": None})
     for result in (other_bucket, failed, no_bucket):
         assert result.returncode != 0
         assert "Traceback" not in result.stderr
@@ -479,4 +479,4 @@ def test_cli_round_trip(s3_env: str, stores: Stores) -> None:
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1, result.stderr
     assert "v9" in failed.stderr
-    assert "WINEQ_S3_BUCKET" in no_bucket.stderr
+    assert "WINEQ_TRAIN_S3_BUCKET" in no_bucket.stderr

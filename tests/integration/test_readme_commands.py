@@ -26,8 +26,8 @@ def test_make_serve_trains_when_the_store_is_empty_then_serves(
     env = {
         **os.environ,
         "BENTOML_HOME": str(home),
-        "WINEQ_DATA_DIR": str(data_dir),
-        "WINEQ_N_ESTIMATORS": "40",  # a smaller forest keeps the test quick
+        "WINEQ_TRAIN_DATA_DIR": str(data_dir),
+        "WINEQ_TRAIN_N_ESTIMATORS": "40",  # a smaller forest keeps the test quick
     }
     log = (tmp_path / "make-serve.log").open("wb")
     process = subprocess.Popen(

@@ -17,7 +17,7 @@ def _run(*args: str, **env: str | None) -> subprocess.CompletedProcess[str]:
 
 
 def test_ingest_prints_a_summary(data_dir: Path):
-    result = _run("ingest", WINEQ_DATA_DIR=str(data_dir))
+    result = _run("ingest", WINEQ_TRAIN_DATA_DIR=str(data_dir))
     assert result.returncode == 0, result.stderr
     assert "rows: 6497 (1599 red, 4898 white)" in result.stdout
     assert "validation: passed" in result.stdout
@@ -28,7 +28,7 @@ def test_checksum_mismatch_is_one_line_without_traceback(data_dir: Path, tmp_pat
     with (tmp_path / CSV_FILENAMES["white"]).open("a") as handle:
         handle.write("6.0;0.2;0.3;1;0.04;30;100;0.99;3.2;0.5;11;6\n")
 
-    result = _run("ingest", WINEQ_DATA_DIR=str(tmp_path))
+    result = _run("ingest", WINEQ_TRAIN_DATA_DIR=str(tmp_path))
 
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -40,9 +40,9 @@ def test_checksum_mismatch_is_one_line_without_traceback(data_dir: Path, tmp_pat
 def test_network_error_is_one_line(tmp_path: Path):
     result = _run(
         "ingest",
-        WINEQ_DATA_DIR=None,
-        WINEQ_DATA_URL="http://127.0.0.1:9/wine",
-        WINEQ_CACHE_DIR=str(tmp_path),
+        WINEQ_TRAIN_DATA_DIR=None,
+        WINEQ_TRAIN_DATA_URL="http://127.0.0.1:9/wine",
+        WINEQ_TRAIN_CACHE_DIR=str(tmp_path),
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -59,9 +59,9 @@ def test_evaluate_writes_the_report(data_dir: Path, tmp_path: Path):
         "evaluate",
         "--output",
         str(output),
-        WINEQ_DATA_DIR=str(data_dir),
-        WINEQ_N_ESTIMATORS="8",
-        WINEQ_CV_FOLDS="2",
+        WINEQ_TRAIN_DATA_DIR=str(data_dir),
+        WINEQ_TRAIN_N_ESTIMATORS="8",
+        WINEQ_TRAIN_CV_FOLDS="2",
     )
     assert result.returncode == 0, result.stderr
     markdown = output.read_text()
@@ -72,8 +72,8 @@ def test_evaluate_writes_the_report(data_dir: Path, tmp_path: Path):
 
 def test_ensure_model_trains_once_then_reuses(data_dir: Path, tmp_path: Path):
     env = {
-        "WINEQ_DATA_DIR": str(data_dir),
-        "WINEQ_N_ESTIMATORS": "4",
+        "WINEQ_TRAIN_DATA_DIR": str(data_dir),
+        "WINEQ_TRAIN_N_ESTIMATORS": "4",
         "BENTOML_HOME": str(tmp_path),
     }
     first = _run("ensure-model", **env)

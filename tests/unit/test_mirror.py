@@ -300,19 +300,19 @@ def test_cli_promote_requires_a_version(capsys: pytest.CaptureFixture[str]) -> N
 def test_cli_without_a_bucket_fails_with_one_line(
     command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("WINEQ_S3_BUCKET", raising=False)
+    monkeypatch.delenv("WINEQ_TRAIN_S3_BUCKET", raising=False)
     args = cli_parser().parse_args([command])
 
     assert args.func(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "WINEQ_S3_BUCKET" in err
+    assert "WINEQ_TRAIN_S3_BUCKET" in err
 
 
 def test_cli_reports_a_bad_version_in_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("WINEQ_S3_BUCKET", "bucket")
+    monkeypatch.setenv("WINEQ_TRAIN_S3_BUCKET", "bucket")
     args = cli_parser().parse_args(["promote", "--version", "../escape"])
 
     assert args.func(args) == 1
