@@ -15,12 +15,22 @@ help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
 		awk 'BEGIN {FS = ":.*?## "}; {printf "\033[36m%-20s\033[0m %s\n", $$1, $$2}'
 
+# Written after a complete install: the venv is redone only when the lock or pyproject changes.
+VENV_STAMP := $(VENV)/.installed
+
 .PHONY: install
-install: ## Create .venv and install the locked dependencies and the project
+install: $(VENV_STAMP) ## Create .venv and install the locked dependencies and the project (when they changed)
+
+$(VENV_STAMP): requirements/dev.lock pyproject.toml
 	test -x $(PY) || python3.11 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q --require-hashes -r requirements/dev.lock
 	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+.PHONY: setup
+setup: ## What the tests need, where missing: apt packages (as root), venv, scanners, Docker engine, base image, Chromium
+	MAKE="$(MAKE)" VENV="$(VENV)" scripts/setup.sh
 
 .PHONY: lock
 lock: ## Re-pin requirements/dev.lock from pyproject.toml (names, versions, hashes)
@@ -44,21 +54,23 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 
 .PHONY: serve
-serve: train-if-missing ## Train if no model is in the store, then serve on $(HOST):$(PORT)
-	$(BENTOML) serve bento.service:WineQualityService --host $(HOST) --port $(PORT)
+serve: train-if-missing ## Train if no model is in the store, then serve on $(HOST):$(PORT) (the image's start)
+	$(PY) -m bento.launch bento.service:WineQualityService --host $(HOST) --port $(PORT)
 
 .PHONY: build
 build: train-if-missing ## bentoml build: a bento carrying the service and the model
 	$(BENTOML) build --output tag
 
 .PHONY: lint
-lint: ## ruff (lint + format check) and mypy
+lint: install ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+PYTEST_ARGS ?=
+
 .PHONY: test
-test: ## Run the whole test suite (unit, integration, browser, container, infra)
-	$(PY) -m pytest
+test: setup ## Set up what is missing (`make setup`), then run the whole suite (unit, integration, browser, container, infra); PYTEST_ARGS narrows it
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 -include mk/*.mk

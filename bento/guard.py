@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from bento.errors import ApiError, field_errors
 from bento.schemas import BatchPredictRequest, PredictRequest
 from bento.settings import ServiceSettings
-from bento.state import STATE, ServingState
+from bento.state import ServingState
 from training.features import encode_row
 
 logger = logging.getLogger("bentoml.wineq")
@@ -67,9 +67,7 @@ def to_row(features: BaseModel, request_id: str | None) -> Row:
 class RequestGuard:
     """Validate prediction requests before BentoML sees them; shape every error the same way."""
 
-    def __init__(
-        self, app: ASGIApp, settings: ServiceSettings, state: ServingState = STATE
-    ) -> None:
+    def __init__(self, app: ASGIApp, settings: ServiceSettings, state: ServingState) -> None:
         self.app = app
         self.settings = settings
         self.state = state

@@ -15,8 +15,9 @@ from training.artifacts import (
     ONNX_FILENAME,
     ONNX_INPUT_NAME,
     ONNX_PROBABILITIES_OUTPUT,
+    ArtifactError,
+    verify_artifacts,
 )
-from training.checksums import sha256_file
 from training.features import FEATURE_NAMES, MODEL_COLUMNS
 
 logger = logging.getLogger("bentoml.wineq")
@@ -88,17 +89,10 @@ def load_model(model: Any, engine_name: str) -> LoadedModel:
     """Verify a bentoml Model's artifact checksum and contract, then load its engine."""
     metadata: dict[str, Any] = dict(model.info.metadata)
     filename = ARTIFACT_FILES[engine_name]
-    path = Path(model.path) / filename
-    expected = metadata.get("artifacts", {}).get(filename)
-    if not path.is_file():
-        raise ModelLoadError(f"{model.tag}: artifact {filename} is missing")
-    if not expected:
-        raise ModelLoadError(f"{model.tag}: metadata records no checksum for {filename}")
-    actual = sha256_file(path)
-    if actual != expected:
-        raise ModelLoadError(
-            f"{model.tag}: checksum mismatch for {filename} (expected {expected}, got {actual})"
-        )
+    try:
+        path = verify_artifacts(model, [filename])[filename]
+    except ArtifactError as exc:
+        raise ModelLoadError(str(exc)) from exc
     columns = tuple(metadata.get("feature_columns", ()))
     if columns != MODEL_COLUMNS:
         raise ModelLoadError(f"{model.tag}: feature columns {columns} do not match the contract")

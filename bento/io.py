@@ -11,22 +11,20 @@ web UI show the real shapes and examples.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any
 
-from _bentoml_sdk.io_models import IODescriptor, IORootModel
+from bentoml import IODescriptor
 from pydantic import ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bento.bentoml_adapter import IORootModel, RootInput
 from bento.guard import ROWS_SCOPE_KEY, Row
 from bento.schemas import BatchPredictRequest, Prediction, PredictRequest
 
 
-class _GuardedRows:
+class _GuardedRows(RootInput):
     """Input side of both specs: the rows RequestGuard validated, as the API's one list."""
-
-    # A "root input": the whole parsed value is the API's single (batchable) argument.
-    __root_input__: ClassVar[bool] = True
 
     @classmethod
     async def from_http_request(cls, request: Request, serde: Any) -> Any:

@@ -1,30 +1,33 @@
-"""Start the service's one worker directly, without BentoML's process supervisor.
+"""Start the service's one worker the way ``bentoml serve`` would, without its supervisor.
 
-`bentoml serve` starts a supervisor process that imports the service (about 1.7
-CPU-seconds) before it forks the worker that imports it again.  On a Fargate task
-with 0.25 vCPU that is about 7.5 s of start-up spent on a process that only watches
-one worker, a job ECS already does for the whole task.  This launcher binds the
-socket and runs BentoML's own worker entry point (the same ASGI app, adaptive
-batching and metrics) in this process.  The image runs it; `make serve` and the
-integration tests keep `bentoml serve`.
+``bentoml serve`` runs a supervisor process (circus) that imports the service to plan
+its workers, then starts the worker, which imports it again.  On a Fargate task with a
+quarter of a core that doubles start-up for a process that only watches one worker, a
+job ECS already does for the whole task (``docs/benchmarks.md``, "Container").  This
+launcher computes the worker's options and environment from the same configuration
+``bentoml serve`` reads (``bento.bentoml_adapter.plan_worker``), binds the socket and runs
+BentoML's own worker in this process.  ``tests/integration/test_launch.py`` compares the
+two starts option by option.  It is the start of the image and of ``make serve``; the
+keep-alive defaults to the serving setting ``WINEQ_KEEP_ALIVE_S`` (give ``bentoml serve``
+the same with ``--timeout-keep-alive``).
 
-Standard library only until the worker is imported: it runs before anything else.
+    python -m bento.launch [TARGET] [--host H] [--port P] [--timeout-keep-alive S] ...
+    python -m bento.launch --print-plan     # what the worker would get, as JSON
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
+import json
 import os
-import shutil
 import signal
 import socket
 import sys
-from pathlib import Path
 from types import FrameType
 
 DEFAULT_TARGET = "bento.service:WineQualityService"
-HTTPX_CLI_MODULE = "httpx._main"
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
@@ -33,17 +36,13 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def _fresh_prometheus_dir() -> str:
-    """The multiprocess metrics folder BentoML's supervisor would have prepared."""
-    home = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
-    folder = home / "prometheus_multiproc_dir"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return str(folder)
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Bind host:port and serve the bento (or service import string) in this process."""
+def build_parser() -> argparse.ArgumentParser:
+    """The subset of ``bentoml serve``'s options a production start uses (same names)."""
     parser = argparse.ArgumentParser(prog="python -m bento.launch", description=__doc__)
     parser.add_argument(
         "target",
@@ -51,30 +50,62 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("BENTO_PATH", DEFAULT_TARGET),
         help="bento directory or service import string (default: $BENTO_PATH, else the service)",
     )
-    parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a container listens on all
-    parser.add_argument("--port", type=int, default=int(os.environ.get("BENTOML_PORT", "3000")))
-    parser.add_argument("--backlog", type=int, default=2048)
-    args = parser.parse_args(argv)
+    parser.add_argument("--host", default=os.environ.get("BENTOML_HOST"))
+    parser.add_argument("--port", type=int, default=_env_int("BENTOML_PORT"))
+    parser.add_argument("--backlog", type=int)
+    parser.add_argument("--timeout", type=int, default=_env_int("BENTOML_TIMEOUT"))
+    parser.add_argument(
+        "--timeout-keep-alive",
+        type=int,
+        help="seconds an idle connection stays open (default: WINEQ_KEEP_ALIVE_S)",
+    )
+    parser.add_argument("--timeout-graceful-shutdown", type=int)
+    parser.add_argument(
+        "--print-plan", action="store_true", help="print the worker's options and env, then exit"
+    )
+    return parser
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Plan the worker like ``bentoml serve``, bind host:port and run it in this process."""
+    args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    # Start-up allocates hundreds of thousands of long-lived objects (modules, schemas,
-    # the app); cyclic GC passes over them cost ~20 % of start-up CPU for nothing. The
-    # service freezes them and turns GC back on once it is initialised (bento/service.py).
+    # Start-up creates hundreds of thousands of objects that live as long as the process
+    # (modules, schemas, the app); cyclic GC passes over them are pure cost. Collect
+    # nothing while the service is imported and planned, then freeze what it left so
+    # later passes skip it. The only place the project tunes the collector.
     gc.disable()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _fresh_prometheus_dir()
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    listener = socket.create_server((args.host, args.port), family=family, backlog=args.backlog)
+    if args.timeout_keep_alive is None:
+        from bento.settings import ServiceSettings
+
+        # The one server option the project sets: longer than the load balancer's idle
+        # timeout (terraform/), so the balancer never reuses a connection the worker closed.
+        args.timeout_keep_alive = ServiceSettings.from_env().keep_alive_s
+    try:
+        from bento.bentoml_adapter import plan_worker, run_worker
+
+        plan = plan_worker(
+            args.target,
+            host=args.host,
+            port=args.port,
+            backlog=args.backlog,
+            timeout=args.timeout,
+            timeout_keep_alive=args.timeout_keep_alive,
+            timeout_graceful_shutdown=args.timeout_graceful_shutdown,
+        )
+    finally:
+        gc.freeze()
+        gc.enable()
+    if args.print_plan:
+        print(json.dumps({**dataclasses.asdict(plan), "worker_args": plan.worker_args("FD")}))
+        return
+
+    family = socket.AF_INET6 if ":" in plan.host else socket.AF_INET
+    listener = socket.create_server((plan.host, plan.port), family=family, backlog=plan.backlog)
     listener.set_inheritable(True)
-
-    # httpx imports its command-line client (rich, pygments, click: ~0.05 CPU-s) when it
-    # is imported, unless that import fails; then it installs a stub `main` for the
-    # `httpx` command. A server never runs that command, so the import is refused here.
-    sys.modules.setdefault(HTTPX_CLI_MODULE, None)  # type: ignore[arg-type]
-
-    from _bentoml_impl.worker.service import main as worker_main
-
-    worker_args = [args.target, "--fd", str(listener.fileno()), "--backlog", str(args.backlog)]
-    worker_main([*worker_args, "--worker-id", "1"], prog_name="bentoml-worker")
+    os.environ.update(plan.env)
+    os.chdir(plan.working_dir)
+    run_worker(plan.worker_args(listener.fileno()))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from bento.guard import Row
 from bento.inference import LoadedModel, load_model
 from bento.metrics import ServiceMetrics
 from bento.settings import ServiceSettings
-from bento.state import STATE
 from training.features import (
     EXAMPLE_FEATURES,
     FEATURE_NAMES,
@@ -37,7 +36,7 @@ class Predictor:
 
     @classmethod
     def start(cls, settings: ServiceSettings, bundled: Any) -> Predictor:
-        """Load (bundled, or pulled from S3), verify, warm up, then mark the worker ready."""
+        """Load (bundled, or pulled from S3), verify and warm up a model."""
         import bentoml
 
         if settings.model_s3_uri:
@@ -52,9 +51,6 @@ class Predictor:
         predictor = cls(load_model(stored, settings.engine), metrics)
         predictor.warm_up()
         metrics.model_info(predictor.model.version, predictor.model.engine_name)
-        STATE.model_version = predictor.model.version
-        STATE.ready = True
-        logger.info("Ready: serving %s", predictor.model.tag)
         return predictor
 
     def warm_up(self) -> None:

@@ -9,7 +9,6 @@ hands the encoded rows to the APIs through custom IO specs (see ``bento/io.py``)
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 from types import FrameType
@@ -19,14 +18,14 @@ import bentoml
 
 from bento.guard import BATCH_ROUTE, PREDICT_ROUTE, RequestGuard, Row
 from bento.io import BatchInputSpec, BatchOutputSpec, PredictInputSpec, PredictOutputSpec
-from bento.settings import ServiceSettings, get_settings
-from bento.state import STATE
+from bento.settings import ServiceSettings
+from bento.state import ServingState
 
 logger = logging.getLogger("bentoml.wineq")
 
-# Decorator arguments are evaluated when BentoML imports this module; reading the
-# environment is all that happens here (no model loading, no network).
-SETTINGS: ServiceSettings = get_settings()
+# A worker imports this module once, at start-up: the decorator arguments below need the
+# settings then. Reading (and checking) the environment is all that happens here.
+SETTINGS: ServiceSettings = ServiceSettings.from_env()
 # Both prediction routes batch the same way (each route has its own BentoML dispatcher).
 BATCHING: dict[str, Any] = {
     "batchable": True,
@@ -47,6 +46,9 @@ class WineQualityService:
     """Predicts the quality (3-9) of a red or white wine from 11 lab measurements."""
 
     bundled_model = bentoml.models.BentoModel(SETTINGS.model_tag)
+    # This worker's readiness: written only here, read by the request guard it is handed to
+    # (see the add_asgi_middleware call at the end of this module).
+    state = ServingState()
 
     def __init__(self) -> None:
         from bento.runtime import Predictor
@@ -56,17 +58,19 @@ class WineQualityService:
         try:
             self.predictor = Predictor.start(self.settings, self.bundled_model)
         except Exception as exc:  # readiness reports it; the process stays up
-            STATE.failure = f"{type(exc).__name__}: {exc}"
-            logger.error("Model not loaded, the service will not become ready: %s", STATE.failure)
+            self.state.failure = f"{type(exc).__name__}: {exc}"
+            logger.error(
+                "Model not loaded, the service will not become ready: %s", self.state.failure
+            )
+        else:
+            self.state.model_version = self.predictor.model.version
+            self.state.ready = True
+            logger.info("Ready: serving %s", self.predictor.model.tag)
         self._install_drain_handler()
-        # What start-up loaded lives as long as the process: keep it out of future GC
-        # passes, and turn GC back on if bento.launch switched it off for start-up.
-        gc.freeze()
-        gc.enable()
 
     def __is_ready__(self) -> bool:
         """200 on /readyz only while a verified, warmed-up model serves and no shutdown began."""
-        return STATE.serving
+        return self.state.serving
 
     @bentoml.api(
         route=PREDICT_ROUTE, input_spec=PredictInputSpec, output_spec=PredictOutputSpec, **BATCHING
@@ -95,6 +99,7 @@ class WineQualityService:
         """
         previous = signal.getsignal(signal.SIGTERM)
         drain = self.settings.drain_seconds
+        state = self.state
 
         def stop(signum: int, frame: FrameType | None) -> None:
             if callable(previous):
@@ -104,9 +109,9 @@ class WineQualityService:
                 signal.raise_signal(signum)
 
         def on_sigterm(signum: int, frame: FrameType | None) -> None:
-            if STATE.draining:
+            if state.draining:
                 return
-            STATE.draining = True
+            state.draining = True
             logger.info("SIGTERM: readiness is now 503; draining for %.1f s", drain)
             try:
                 loop = asyncio.get_running_loop()
@@ -119,4 +124,8 @@ class WineQualityService:
         signal.signal(signal.SIGTERM, on_sigterm)
 
 
-WineQualityService.add_asgi_middleware(RequestGuard, settings=SETTINGS)  # type: ignore[attr-defined]
+WineQualityService.add_asgi_middleware(  # type: ignore[attr-defined]
+    RequestGuard,
+    settings=SETTINGS,
+    state=WineQualityService.inner.state,  # type: ignore[attr-defined]
+)

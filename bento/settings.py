@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from training.artifacts import MODEL_NAME
+from training.envvars import SERVING_PREFIX, reject_unknown
 
-ENV_PREFIX = "WINEQ_"
+ENV_PREFIX = SERVING_PREFIX
 
 
 class ServiceSettings(BaseSettings):
@@ -19,7 +22,35 @@ class ServiceSettings(BaseSettings):
     ``WINEQ_``); ``tests/infra`` proves it by reading this class.
     """
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
+        """The settings from the environment (default: this process's), read once at start-up.
+
+        A ``WINEQ_*`` variable that names no setting stops the start, naming the closest
+        valid one: a misspelt limit must not silently leave the default in force.
+        """
+        env = os.environ if environ is None else environ
+        reject_unknown(ENV_PREFIX, cls.model_fields, env)
+        given = {
+            name: env[f"{ENV_PREFIX}{name.upper()}"]
+            for name in cls.model_fields
+            if f"{ENV_PREFIX}{name.upper()}" in env
+        }
+        return cls.model_validate(given)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Values come only from :meth:`from_env` (or the caller): one read, one check."""
+        return (init_settings,)
 
     model_tag: str = Field(
         f"{MODEL_NAME}:latest",
@@ -59,6 +90,15 @@ class ServiceSettings(BaseSettings):
         ge=0,
         description="After SIGTERM: seconds /readyz answers 503 while requests are still served.",
     )
+    keep_alive_s: int = Field(
+        75,
+        ge=1,
+        description=(
+            "Seconds an idle HTTP connection is kept open. Longer than the load balancer's "
+            "idle timeout (Terraform derives that from this value), so the balancer, not "
+            "the service, closes idle connections and never reuses one the service closed."
+        ),
+    )
     model_s3_uri: str | None = Field(
         None,
         description=(
@@ -70,8 +110,3 @@ class ServiceSettings(BaseSettings):
         "/tmp/wineq-models",  # noqa: S108 - the container's only writable place besides $BENTOML_HOME
         description="Where a model pulled from S3 at start-up is unpacked.",
     )
-
-
-def get_settings() -> ServiceSettings:
-    """Read the settings from the environment (cheap; call where needed, not at import)."""
-    return ServiceSettings()

@@ -1,7 +1,7 @@
-"""Per-worker serving state shared by the HTTP guard and the service instance.
+"""What a worker knows about its own readiness.
 
-Each BentoML worker process imports this module once; the service's ``__init__``
-fills it in and the ASGI middleware only reads it.
+The service owns one :class:`ServingState` per worker: it is the only writer (model
+loaded, shutdown begun) and hands the object to the request guard, which only reads it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,3 @@ class ServingState:
     def serving(self) -> bool:
         """True while the worker should receive traffic (loaded and not shutting down)."""
         return self.ready and not self.draining
-
-
-STATE = ServingState()

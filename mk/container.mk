@@ -9,7 +9,7 @@ docker-up: ## Start a local Docker engine (dockerd) when none answers
 	scripts/start_docker.sh
 
 .PHONY: base-image
-base-image: docker-up ## Build the stand-in python:3.11-slim with debootstrap when it is missing (FORCE=1 rebuilds)
+base-image: docker-up ## The base image python:3.11-slim when missing: pulled, or the debootstrap stand-in where no registry answers (FORCE=1 rebuilds)
 	FORCE=$(FORCE) scripts/build_base_image.sh
 
 .PHONY: containerize
@@ -17,9 +17,11 @@ containerize: docker-up base-image train-if-missing ## bentoml build + container
 	$(PY) scripts/container_image.py build $(if $(filter 1,$(FORCE)),--force,)
 
 .PHONY: test-container
-test-container: docker-up base-image ## Run the container tests (image under the Fargate limits)
+test-container: install docker-up base-image ## Run the container tests (image under the Fargate limits)
 	$(PY) -m pytest -m container tests/container
 
 .PHONY: bench-container
-bench-container: containerize ## Cold start (beside `bentoml serve`), image size and memory at 0.25 vCPU / 512 MB; updates docs/benchmarks.md; BASELINE_IMAGE=<tag> also starts that image in the same rounds
-	$(PY) scripts/bench_container.py --update-doc docs/benchmarks.md $(if $(BASELINE_IMAGE),--baseline-image $(BASELINE_IMAGE))
+bench-container: containerize ## Image beside BASELINE_IMAGE=<tag> at 0.25 vCPU / 512 MB: cold start, memory, /predict capacity; JSON in build/bench/, table in docs/benchmarks.md (BENCH_ARGS: --runs N, --serve, ...)
+	$(PY) scripts/bench_container.py --image "$$($(PY) scripts/container_image.py tag)" \
+		$(if $(BASELINE_IMAGE),--baseline-image $(BASELINE_IMAGE)) $(BENCH_ARGS)
+	$(PY) scripts/bench_table.py

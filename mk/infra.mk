@@ -64,5 +64,5 @@ terraform-fmt: ## terraform fmt -check (no providers needed; skipped with a noti
 	fi
 
 .PHONY: infra-check
-infra-check: terraform-fmt ## All infra checks: terraform fmt plus tests/infra (contract, checkov, zizmor, action-validator)
+infra-check: install tools terraform-fmt ## All infra checks: terraform fmt plus tests/infra (contract, checkov, zizmor, action-validator)
 	$(PY) -m pytest tests/infra -q

@@ -1,4 +1,4 @@
-# Load tests (locust, SLO-gated) and the host benchmarks: serving designs, forest sizes.
+# Load tests (locust, SLO-gated); `make bench` is the container benchmark (mk/container.mk).
 #
 # `make serve` in one terminal, then `make loadtest` in another.  The load only ever
 # targets loopback (the locustfile refuses anything else) and is bounded in users and
@@ -10,7 +10,7 @@ LOADTEST_SPAWN_RATE ?= 4
 LOADTEST_RUN_TIME ?= 60s
 LOADTEST_CSV ?= build/loadtest/locust
 
-.PHONY: loadtest bench bench-forest
+.PHONY: loadtest bench
 
 loadtest: ## Headless locust against LOADTEST_HOST (16 users, 60 s); exits non-zero when the SLO is missed
 	@mkdir -p $(dir $(LOADTEST_CSV))
@@ -18,8 +18,4 @@ loadtest: ## Headless locust against LOADTEST_HOST (16 users, 60 s); exits non-z
 		--host $(LOADTEST_HOST) --users $(LOADTEST_USERS) --spawn-rate $(LOADTEST_SPAWN_RATE) \
 		--run-time $(LOADTEST_RUN_TIME) --stop-timeout 10 --csv $(LOADTEST_CSV)
 
-bench: ## Compare serving designs at 0.25 vCPU / 512 MB (cgroups, needs root); updates docs/benchmarks.md
-	$(PY) scripts/bench_service.py $(BENCH_ARGS)
-
-bench-forest: ## Forest sizes: accuracy, ONNX file, session memory and creation CPU (full vs compact export); updates docs/benchmarks.md
-	$(PY) scripts/bench_forest.py --update-doc docs/benchmarks.md
+bench: bench-container ## The container benchmark (same as `make bench-container`)

@@ -1,446 +1,332 @@
-"""Benchmark the service image under the Fargate task's limits (0.25 vCPU, 512 MB).
+"""Container benchmark: the service image under the Fargate task's limits, beside a baseline.
 
-Measures the image size, the cold start (``docker run`` until ``/readyz`` answers 200,
-median of several runs) and the memory of the container idle and under load, prints a
-table and, with ``--update-doc``, rewrites only the "Container (Fargate limits)"
-section of docs/benchmarks.md.
+For the current image and, with ``--baseline-image``, a previous one, in the same run with
+the order alternating every round, each under ``docker run --cpus 0.25 --memory 512m``:
 
-The cold start is taken side by side for the image's CMD (``python -m bento.launch``)
-and for ``docker run IMAGE serve`` (BentoML's own ``bentoml serve``, arbiter plus one
-worker), alternating the two in every round: the machine may be shared, and its speed
-drifts between rounds, so only numbers taken together compare.
+- cold start: ``docker run`` until ``/readyz`` answers 200 (median of ``--runs``), and the
+  container's CPU seconds at that moment (its cgroup, read from the host);
+- image size, memory idle and under load (cgroup charge and the processes' RSS);
+- capacity of single-row ``POST /predict``: a closed loop of ``--connections`` clients,
+  measured for ``--duration`` seconds after a warm-up (good req/s, p50, p99, errors, 503s),
+  in ``--load-rounds`` fresh containers per image.
 
-    python scripts/bench_container.py [--image TAG] [--runs 7] [--update-doc docs/benchmarks.md]
+``--serve`` also times ``docker run IMAGE serve`` (BentoML's ``bentoml serve``). The raw
+results go to build/bench/container-<UTC time>.json; scripts/bench_table.py renders them
+into docs/benchmarks.md.
+
+    python scripts/bench_container.py [--image TAG] [--baseline-image TAG] [--runs 7] [--serve]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
+import json
+import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, TypeVar
 
-if __package__ in (None, ""):  # run as a file: make `scripts` importable
+if __package__ in (None, ""):  # run as a file: make `scripts` and `training` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx
+import aiohttp
 
-from scripts.bench_host import round_order
 from scripts.container_image import (
     FARGATE_CPUS,
     FARGATE_MEMORY,
+    REPO_ROOT,
     Container,
-    ImageBuildError,
-    cpu_seconds_until_ready,
     ensure_image,
+    git_revision,
     image_label,
     image_size_bytes,
-    memory_usage_mb,
-    model_info,
-    process_cpu_seconds,
-    resident_mb,
     run_container,
     wait_ready,
 )
-from scripts.doc_sections import publish
-from training.artifacts import MODEL_NAME
 from training.features import EXAMPLE_FEATURES
 
-SECTION_TITLE: Final = "## Container (Fargate limits)"
-TARGET_READY_S: Final = 8.0
-TARGET_IMAGE_MB: Final = 600.0
-TARGET_LOADED_MB: Final = 300.0
-LOAD_THREADS: Final = 8
+RESULTS_DIR: Final = REPO_ROOT / "build" / "bench"
+CGROUP_ROOT: Final = Path("/sys/fs/cgroup")
+READY_TIMEOUT_S: Final = 180.0
 IDLE_SETTLE_S: Final = 5.0
-SPEED_PROBE_ITERATIONS: Final = 3_000_000
+REQUEST_TIMEOUT_S: Final = 30.0
+BODY: Final = json.dumps({"features": EXAMPLE_FEATURES}).encode()
+T = TypeVar("T")
 
 
-# Measured once, not repeated by a run (it needs BentoML's generated Dockerfile).
-BEFORE_TEMPLATE_IMAGE_GB: Final = 1.34
+def round_order(items: Sequence[T], round_no: int) -> list[T]:
+    """``items`` forwards in even rounds (0-based) and backwards in odd ones, so that a slow
+    patch of a shared machine does not always hit the same image."""
+    return list(items) if round_no % 2 == 0 else list(reversed(items))
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100) by nearest rank; None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def _cgroup_dir(pid: str, controller: str) -> Path:
+    """Host directory of ``pid``'s cgroup for ``controller`` (v1), else the unified one (v2)."""
+    lines = [line.split(":", 2) for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()]
+    for _, controllers, group in lines:
+        if controller in controllers.split(","):
+            for mount in (controllers, controller):  # "cpu,cpuacct" or its "cpuacct" link
+                if (path := CGROUP_ROOT / mount / group.lstrip("/")).is_dir():
+                    return path
+    if (CGROUP_ROOT / "cgroup.controllers").is_file():
+        return CGROUP_ROOT / next(g for _, c, g in lines if c == "").lstrip("/")
+    raise RuntimeError(f"no {controller} cgroup for process {pid}")
+
+
+def _keyed(path: Path) -> dict[str, int]:
+    return {k: int(v) for k, v in (line.split() for line in path.read_text().splitlines())}
 
 
 @dataclass(frozen=True)
-class Variant:
-    """A way to start an image: its CMD (no command) or another command."""
+class Cgroups:
+    """A container's cgroups, read from the host: measuring costs the container nothing
+    (a `docker exec` would spend the container's own CPU quota)."""
 
-    name: str
+    cpu: Path
+    memory: Path
+
+    @classmethod
+    def of(cls, container: Container) -> Cgroups:
+        """Locate the container's groups through its first process."""
+        pid = subprocess.run(
+            ["docker", "inspect", "--format", "{{.State.Pid}}", container.id],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        return cls(_cgroup_dir(pid, "cpuacct"), _cgroup_dir(pid, "memory"))
+
+    def cpu_seconds(self) -> float:
+        """CPU time of every process the container has run, exited ones included."""
+        if (usage := self.cpu / "cpuacct.usage").is_file():  # v1, nanoseconds
+            return int(usage.read_text()) / 1e9
+        return _keyed(self.cpu / "cpu.stat")["usage_usec"] / 1e6
+
+    def memory_mb(self) -> float:
+        """What the memory limit counts: usage minus inactive page cache (as `docker stats`)."""
+        if (current := self.memory / "memory.current").is_file():
+            inactive = _keyed(self.memory / "memory.stat").get("inactive_file", 0)
+            return (int(current.read_text()) - inactive) / 1e6
+        inactive = _keyed(self.memory / "memory.stat").get("total_inactive_file", 0)
+        return (int((self.memory / "memory.usage_in_bytes").read_text()) - inactive) / 1e6
+
+    def rss_mb(self) -> float:
+        """Sum of the resident set (VmRSS) of the container's processes."""
+        kib = 0
+        for pid in (self.memory / "cgroup.procs").read_text().split():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:  # exited meanwhile
+                continue
+            kib += sum(int(line.split()[1]) for line in status.splitlines() if line[:6] == "VmRSS:")
+        return kib * 1024 / 1e6
+
+
+@dataclass
+class Start:
+    """One way of starting a container and its cold starts."""
+
+    label: str
     image: str
-    command: tuple[str, ...] = ()
+    command: list[str] = field(default_factory=list)
+    ready_s: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)
 
 
-def variants(image: str, baseline: str | None = None) -> list[Variant]:
-    """The image's CMD first (what the task runs), then `bentoml serve` in the same image,
-    then the baseline image's CMD when one is given."""
-    chosen = [Variant("image CMD (`python -m bento.launch`)", image),
-              Variant("`bentoml serve` (`docker run IMAGE serve`)", image, ("serve",))]  # fmt: skip
-    if baseline:
-        chosen.append(Variant(f"baseline image CMD (`{baseline}`)", baseline))
-    return chosen
+@dataclass
+class Capacity:
+    """The closed-loop load on one image and the container's memory before and during it."""
 
-
-@dataclass(frozen=True)
-class ColdStarts:
-    """One variant's cold starts at the task's limits, and its CPU to ready without them."""
-
-    variant: Variant
-    ready_s: list[float]
-    cpu_at_limit_s: list[float]
-    cpu_unlimited_s: float
-    processes: dict[str, float]
-
-    @property
-    def ready_median_s(self) -> float:
-        """Median cold start."""
-        return statistics.median(self.ready_s)
-
-    @property
-    def cpu_at_limit_median_s(self) -> float:
-        """Median CPU seconds to ready under the CPU quota."""
-        return statistics.median(self.cpu_at_limit_s)
-
-
-@dataclass(frozen=True)
-class Result:
-    """One benchmark run's numbers."""
-
+    label: str
     image: str
-    image_mb: float
-    cold_starts: list[ColdStarts]
-    idle_mb: float
+    round_no: int
+    size_mb: float
+    model_version: str
+    idle_cgroup_mb: float
     idle_rss_mb: float
-    load_mb: float
-    load_rss_mb: float
-    load_requests: int
-    load_rps: float
-    load_failures: int
-    speed_probe_s: tuple[float, float]
-
-    @property
-    def default(self) -> ColdStarts:
-        """The image's CMD, the way the task starts it."""
-        return self.cold_starts[0]
-
-    @property
-    def serve(self) -> ColdStarts:
-        """`bentoml serve` in the same image."""
-        return self.cold_starts[1]
-
-    @property
-    def baseline(self) -> ColdStarts | None:
-        """The baseline image's CMD (None when the run had no baseline image)."""
-        return self.cold_starts[2] if len(self.cold_starts) > 2 else None
+    load_cgroup_mb: float = 0.0
+    load_rss_mb: float = 0.0
+    seconds: float = 0.0
+    good: int = 0
+    rejected_503: int = 0
+    errors: int = 0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
 
 
-def measure_cold_start(image: str, command: Sequence[str] = ()) -> tuple[float, float]:
-    """Seconds from `docker run` to the first 200 on /readyz, and the container's CPU
-    seconds (cgroup) at that moment."""
-    started = time.monotonic()
-    container = run_container(image, command=command)
+def cold_start(start: Start) -> None:
+    """Time one start: `docker run` until the first /readyz 200; CPU seconds at that moment."""
+    began = time.monotonic()
+    container = run_container(start.image, command=start.command)
     try:
-        cpu_seconds = cpu_seconds_until_ready(container, timeout=180, interval=0.05)
-        return time.monotonic() - started, cpu_seconds
+        cgroups = Cgroups.of(container)
+        wait_ready(container, timeout=READY_TIMEOUT_S, interval=0.05)
+        start.ready_s.append(round(time.monotonic() - began, 3))
+        start.cpu_s.append(round(cgroups.cpu_seconds(), 3))
     finally:
         container.remove()
 
 
-def measure_startup_cpu(image: str, command: Sequence[str] = ()) -> tuple[float, dict[str, float]]:
-    """CPU seconds the container used until /readyz first answered 200, with no CPU limit.
+async def closed_loop(
+    url: str, cgroups: Cgroups, result: Capacity, connections: int, warmup: float, duration: float
+) -> None:
+    """``connections`` clients post one row back to back; the answers that end in the
+    window after ``warmup`` count, while memory is sampled once a second."""
+    statuses: Counter[int] = Counter()
+    latencies: list[float] = []
+    window = [math.inf, math.inf]
 
-    Read from the container's cgroup on the host (every process, exited ones included)
-    at the first 200; then each process's own CPU time, by command line.
-    """
-    container = run_container(image, cpus=None, command=command)
-    try:
-        total = cpu_seconds_until_ready(container, timeout=180)
-        processes = process_cpu_seconds(container)
-    finally:
-        container.remove()
-    return total, processes
+    async def client(session: aiohttp.ClientSession) -> None:
+        while True:
+            began = time.perf_counter()
+            try:
+                async with session.post(
+                    url, data=BODY, headers={"content-type": "application/json"}
+                ) as r:
+                    await r.read()
+                    status = r.status
+            except (aiohttp.ClientError, TimeoutError):
+                status = 0
+            ended = time.perf_counter()
+            if window[0] <= ended < window[1]:
+                statuses[status] += 1
+                if status == 200:
+                    latencies.append((ended - began) * 1000)
 
-
-def _load(container: Container, requests: int) -> tuple[float, int, float, float]:
-    """Send `requests` /predict calls; (req/s, failures, max cgroup MB, max RSS MB)."""
-    body = {"features": dict(EXAMPLE_FEATURES)}
-    failures = 0
-    peaks = [0.0, 0.0]
-    done = threading.Event()
-    lock = threading.Lock()
-
-    def sample() -> None:
-        while not done.wait(1.0):
-            peaks[0] = max(peaks[0], memory_usage_mb(container))
-            peaks[1] = max(peaks[1], resident_mb(container))
-
-    def send(client: httpx.Client) -> None:
-        nonlocal failures
-        if client.post("/predict", json=body).status_code != 200:
-            with lock:
-                failures += 1
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    limits = httpx.Limits(max_connections=LOAD_THREADS)
-    with (
-        httpx.Client(base_url=container.url, timeout=60, limits=limits) as client,
-        ThreadPoolExecutor(LOAD_THREADS) as pool,
-    ):
-        sampler.start()
-        started = time.monotonic()
-        list(pool.map(lambda _: send(client), range(requests)))
-        elapsed = time.monotonic() - started
-    done.set()
-    sampler.join()
-    peaks[0] = max(peaks[0], memory_usage_mb(container))
-    peaks[1] = max(peaks[1], resident_mb(container))
-    return requests / elapsed, failures, peaks[0], peaks[1]
+    connector = aiohttp.TCPConnector(limit=connections)
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        tasks = [asyncio.create_task(client(session)) for _ in range(connections)]
+        await asyncio.sleep(warmup)
+        server_cpu, client_cpu = cgroups.cpu_seconds(), time.process_time()
+        window[:] = [time.perf_counter(), time.perf_counter() + duration]
+        while (left := window[1] - time.perf_counter()) > 0:
+            result.load_cgroup_mb = max(result.load_cgroup_mb, cgroups.memory_mb())
+            result.load_rss_mb = max(result.load_rss_mb, cgroups.rss_mb())
+            await asyncio.sleep(min(1.0, left))
+        result.seconds = time.perf_counter() - window[0]
+        result.server_cpu = (cgroups.cpu_seconds() - server_cpu) / result.seconds
+        result.client_cpu = (time.process_time() - client_cpu) / result.seconds
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    result.good, result.rejected_503 = statuses[200], statuses[503]
+    result.errors = sum(statuses.values()) - result.good - result.rejected_503
+    result.p50_ms, result.p99_ms = percentile(latencies, 50), percentile(latencies, 99)
 
 
-def measure_cold_starts(chosen: Sequence[Variant], runs: int) -> list[ColdStarts]:
-    """Every variant's cold starts, alternating variants (and their order) round by round."""
-    ready: list[list[float]] = [[] for _ in chosen]
-    cpu: list[list[float]] = [[] for _ in chosen]
-    for round_ in range(runs):
-        for index in round_order(range(len(chosen)), round_):
-            seconds, cpu_seconds = measure_cold_start(chosen[index].image, chosen[index].command)
-            ready[index].append(seconds)
-            cpu[index].append(cpu_seconds)
-            print(
-                f"cold start {round_ + 1}/{runs} {chosen[index].name}: {seconds:.1f} s, "
-                f"{cpu_seconds:.2f} CPU-s",
-                file=sys.stderr,
-            )
-    results = []
-    for index, variant in enumerate(chosen):
-        unlimited, processes = measure_startup_cpu(variant.image, variant.command)
-        results.append(ColdStarts(variant, ready[index], cpu[index], unlimited, processes))
-    return results
-
-
-def speed_probe() -> float:
-    """CPU seconds of a fixed pure-Python loop (median of 3): how fast the machine runs now.
-
-    The host is a shared virtual machine whose speed drifts; the probe, taken at the start
-    and the end of a run, tells a slow period from a slow image."""
-    samples = []
-    for _ in range(3):
-        started = time.process_time()
-        sum(i * i for i in range(SPEED_PROBE_ITERATIONS))
-        samples.append(time.process_time() - started)
-    return statistics.median(samples)
-
-
-def run(image: str, runs: int, requests: int, baseline: str | None = None) -> Result:
-    """All measurements for one image (cold starts beside the baseline image's, if any)."""
-    probe_start = speed_probe()
-    cold_starts = measure_cold_starts(variants(image, baseline), runs)
+def capacity(
+    label: str, image: str, round_no: int, connections: int, warmup: float, duration: float
+) -> Capacity:
+    """Start the image, read its idle memory, then load it and read its capacity."""
     container = run_container(image)
     try:
-        wait_ready(container, timeout=180)
+        wait_ready(container, timeout=READY_TIMEOUT_S)
+        cgroups = Cgroups.of(container)
         time.sleep(IDLE_SETTLE_S)
-        idle, idle_rss = memory_usage_mb(container), resident_mb(container)
-        rps, failures, load_mb, load_rss = _load(container, requests)
+        model = image_label(image, "wineq.model_version")
+        size_mb = image_size_bytes(image) / 1e6
+        idle = cgroups.memory_mb(), cgroups.rss_mb()
+        result = Capacity(label, image, round_no, size_mb, model, *idle)
+        url = f"{container.url}/predict"
+        asyncio.run(closed_loop(url, cgroups, result, connections, warmup, duration))
+        return result
     finally:
         container.remove()
-    return Result(
-        image=image,
-        image_mb=image_size_bytes(image) / 1e6,
-        cold_starts=cold_starts,
-        idle_mb=idle,
-        idle_rss_mb=idle_rss,
-        load_mb=load_mb,
-        load_rss_mb=load_rss,
-        load_requests=requests,
-        load_rps=rps,
-        load_failures=failures,
-        speed_probe_s=(probe_start, speed_probe()),
-    )
 
 
-def _verdict(value: float, target: float) -> str:
-    return "yes" if value < target else "**no**"
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
-def _docker_version() -> str:
-    out = subprocess.run(
+def conditions() -> dict[str, Any]:
+    """When, on what code and what machine the run takes place."""
+    sha, dirty = git_revision()
+    docker = subprocess.run(
         ["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True
     )
-    return out.stdout.strip() or "unknown"
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": sha + ("-dirty" if dirty else ""),
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "docker": docker.stdout.strip() or "unknown",
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
-def _model_description(image: str) -> str:
-    """'`wine_quality:<version>`, N trees with leaves of at least M rows' of the image."""
-    try:
-        version = image_label(image, "wineq.model_version")
-        metadata = model_info(version)["metadata"]
-        params = metadata["hyperparameters"]  # type: ignore[index]
-        return (
-            f"`{MODEL_NAME}:{version}`, {params['n_estimators']} trees with leaves of at "
-            f"least {params['min_samples_leaf']} rows"
-        )
-    except (ImageBuildError, KeyError, TypeError):
-        return "a model absent from the local model store"
-
-
-def _processes(cold: ColdStarts) -> str:
-    return ", ".join(f"`{command}`" for command in sorted(cold.processes)) or "none"
-
-
-def _cold_start_table(result: Result) -> list[str]:
-    rows = [
-        "| Start | Median | Each run (s) | CPU-s to ready, at the limit (median) "
-        "| CPU-s to ready, no limit | Processes at ready |",
-        "|---|---:|---|---:|---:|---|",
-    ]
-    for cold in result.cold_starts:
-        each = ", ".join(f"{s:.1f}" for s in cold.ready_s)
-        rows.append(
-            f"| {cold.variant.name} | {cold.ready_median_s:.1f} s | {each} "
-            f"| {cold.cpu_at_limit_median_s:.2f} | {cold.cpu_unlimited_s:.2f} "
-            f"| {len(cold.processes)}: {_processes(cold)} |"
-        )
-    return rows
-
-
-def _notes(result: Result) -> list[str]:
-    """What the numbers mean."""
-    task = result.default
-    median, cpu = task.ready_median_s, task.cpu_at_limit_median_s
-    quota = float(FARGATE_CPUS)
-    overhead = max(median - cpu / quota, 0.0)
-    needed = (TARGET_READY_S - overhead) * quota
-    serve = result.serve
-    notes = [
-        "Notes:",
-        "",
-        f"- Image size: {BEFORE_TEMPLATE_IMAGE_GB} GB with BentoML 1.4.40's generated "
-        "Dockerfile (measured 2026-11-26 on the same stand-in base image, then bundling a "
-        "100-tree fully grown forest: build-essential, git, gnupg, uv's cache, every module "
-        "compiled). `docker/Dockerfile.j2` drops the toolchain, the caches and the test "
-        f"suites and compiles only the modules a start imports: {result.image_mb:.0f} MB now.",
-        "- Process model: the image's CMD runs BentoML's worker in one process without "
-        "BentoML's arbiter (bento/launch.py); `bentoml serve` starts the arbiter, which "
-        "imports the service too, then the worker. Taken in the same rounds, the CMD is "
-        f"ready {serve.ready_median_s - median:.1f} s sooner and spends "
-        f"{serve.cpu_at_limit_median_s - cpu:.2f} CPU-s less.",
-        f"- Cold start is CPU-bound: the `--cpus {FARGATE_CPUS}` quota grants "
-        f"{FARGATE_CPUS} CPU-s per second, so {cpu:.2f} CPU-s to ready (median, under the "
-        f"quota) is {cpu / quota:.1f} s of the {median:.1f} s median; the rest is container "
-        "creation and the wait for the next quota period. Without the quota the same start "
-        f"took {task.cpu_unlimited_s:.2f} CPU-s (one start, so the machine's drift shows "
-        "in the difference). "
-        + (
-            f"The {TARGET_READY_S:.0f} s target is met."
-            if median < TARGET_READY_S
-            else f"The {TARGET_READY_S:.0f} s target is **not met**: with that "
-            f"{overhead:.1f} s besides, it needs at most {needed:.2f} CPU-s to ready, "
-            f"{cpu - needed:.2f} CPU-s less than now."
-        ),
-        "- Where the CPU goes (`python -X importtime` and a py-spy profile of starts "
-        "without a limit, 2026-11-26, not repeated by this script): mostly imports, spread "
-        "over BentoML's own import graph (numpy, aiohttp, pydantic, opentelemetry, attrs "
-        "and dataclass code generation, its configuration schema), then the ONNX Runtime "
-        "session and the configuration and bento.yaml parsing. Start-up work the project "
-        "removed: the arbiter process; BentoML's BentoCloud client, custom-command proxy "
-        "and httpx's command-line client, none of which a worker uses "
-        "(docker/trim_bentoml_imports.py, bento/launch.py); the zero entries of the "
-        "exported forest (training/train.py `compact_tree_ensembles`); the CA bundle parse "
-        "of every default SSL context (SSL_CERT_FILE, docker/Dockerfile.j2); the bytecode "
-        "column tables.",
-    ]
-    base = result.baseline
-    if base is not None:
-        notes.append(
-            f"- Against the baseline image, in the same rounds: {base.ready_median_s:.1f} s "
-            f"and {base.cpu_at_limit_median_s:.2f} CPU-s to ready, so this image starts "
-            f"{base.ready_median_s - median:.1f} s sooner. Only the medians at the limit "
-            'compare: the "no limit" CPU-s are one start each, so the machine\'s drift shows '
-            "in them."
-        )
-    notes.append(
-        f"- Memory: idle the container holds {result.idle_rss_mb:.0f} MB RSS; under load "
-        f"{result.load_rss_mb:.0f} MB. The forest's ONNX Runtime session is the largest "
-        'single part ("Forest size" below).'
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement of one benchmark run, as a JSON-ready dictionary."""
+    image = args.image or ensure_image()
+    images = [("current", image)] + (
+        [("baseline", args.baseline_image)] if args.baseline_image else []
     )
-    return notes
-
-
-def render(result: Result) -> str:
-    """The Markdown section (heading included)."""
-    task = result.default
-    cpu = task.cpu_at_limit_median_s
-    budget = TARGET_READY_S * float(FARGATE_CPUS)
-    rows = [
-        ("Image size", f"{result.image_mb:.0f} MB", f"< {TARGET_IMAGE_MB:.0f} MB",
-         _verdict(result.image_mb, TARGET_IMAGE_MB)),
-        (f"Cold start, `docker run` → `/readyz` 200 (median of {len(task.ready_s)})",
-         f"{task.ready_median_s:.1f} s", f"< {TARGET_READY_S:.0f} s",
-         _verdict(task.ready_median_s, TARGET_READY_S)),
-        ("Memory idle (cgroup / RSS sum)", f"{result.idle_mb:.0f} / {result.idle_rss_mb:.0f} MB",
-         "", ""),
-        (f"Memory under load, peak (cgroup / RSS sum), {LOAD_THREADS} clients",
-         f"{result.load_mb:.0f} / {result.load_rss_mb:.0f} MB", f"< {TARGET_LOADED_MB:.0f} MB",
-         _verdict(result.load_mb, TARGET_LOADED_MB)),
-        ("CPU time to ready under the quota (container cgroup at the first `/readyz` 200)",
-         f"{cpu:.2f} CPU-s", f"≤ {budget:.0f} CPU-s ({TARGET_READY_S:.0f} s × {FARGATE_CPUS})",
-         "yes" if cpu <= budget else "**no**"),
-        (f"Throughput of that load ({result.load_requests} × `/predict`, "
-         f"{result.load_failures} failed)", f"{result.load_rps:.0f} req/s", "", ""),
-    ]  # fmt: skip
-    lines = [
-        SECTION_TITLE,
-        "",
-        f"`scripts/bench_container.py` (`make bench-container`), "
-        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC: image `{result.image}` "
-        f"({_model_description(result.image)}) run with "
-        f"`--cpus {FARGATE_CPUS} --memory {FARGATE_MEMORY}` (the Fargate task), "
-        f"Docker {_docker_version()}, host {platform.machine()} with "
-        f"{os.cpu_count()} cores. Cgroup memory is what the 512 MB limit counts "
-        "(usage minus inactive page cache, as `docker stats`); RSS sums every process in "
-        f"the container ({_processes(task)}). Host load average at the end "
-        f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}. The machine is a shared "
-        "virtual one whose speed drifts from minute to minute, so the starts below "
-        "alternate round by round and only compare within this run. Speed probe "
-        f"(CPU time of a fixed {SPEED_PROBE_ITERATIONS:,}-step pure-Python loop, lower is "
-        f"faster, for comparing runs of this script): {result.speed_probe_s[0]:.3f} s at "
-        f"the start, {result.speed_probe_s[1]:.3f} s at the end.",
-        "",
-        "| Measure | Value | Target | Met |",
-        "|---|---|---|---|",
-        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
-        "",
-        "Cold starts, side by side (each round runs every start once, alternating the order):",
-        "",
-        *_cold_start_table(result),
-        "",
-        *_notes(result),
-        "",
+    starts = [Start(label, tag) for label, tag in images]
+    if args.serve:
+        starts.append(Start("current, bentoml serve", image, ["serve"]))
+    report: dict[str, Any] = {"conditions": conditions()}
+    for round_no in range(args.runs):
+        for start in round_order(starts, round_no):
+            cold_start(start)
+            print(f"{round_no + 1}/{args.runs} {start.label}: {start.ready_s[-1]:.1f} s, "
+                  f"{start.cpu_s[-1]:.2f} CPU-s", file=sys.stderr)  # fmt: skip
+    loads = [
+        capacity(label, tag, round_no, args.connections, args.warmup, args.duration)
+        for round_no in range(args.load_rounds)
+        for label, tag in round_order(images, round_no)
     ]
-    return "\n".join(lines)
+    report["conditions"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["limits"] = {"cpus": FARGATE_CPUS, "memory": FARGATE_MEMORY}
+    report["load"] = {"connections": args.connections, "warmup_s": args.warmup,
+                      "duration_s": args.duration, "body": EXAMPLE_FEATURES}  # fmt: skip
+    report["starts"] = [asdict(s) for s in starts]
+    report["images"] = [
+        asdict(c) for c in sorted(loads, key=lambda c: (c.label != "current", c.label, c.round_no))
+    ]
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, benchmark, print the table, optionally update the document."""
+    """Parse arguments, benchmark, write the JSON and print its path."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--image", help="image tag (default: build/reuse the current one)")
-    parser.add_argument("--runs", type=int, default=7, help="cold starts to take the median of")
+    parser.add_argument("--image", help="image tag (default: build or reuse the current one)")
+    parser.add_argument("--baseline-image", help="previous image, measured in the same rounds")
+    parser.add_argument("--runs", type=int, default=7, help="cold starts per image (median)")
+    parser.add_argument("--serve", action="store_true", help="also time `docker run IMAGE serve`")
+    parser.add_argument("--connections", type=int, default=32, help="closed-loop clients")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load not counted")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load counted")
+    parser.add_argument("--load-rounds", type=int, default=3, help="loads per image")
     parser.add_argument(
-        "--baseline-image", help="another image whose CMD to start in the same rounds"
+        "--out", type=Path, help="JSON file (default: build/bench/container-<time>.json)"
     )
-    parser.add_argument("--requests", type=int, default=3000, help="requests of the load phase")
-    parser.add_argument("--update-doc", type=Path, help="Markdown file whose section to rewrite")
     args = parser.parse_args(argv)
-    image = args.image or ensure_image()
-    result = run(image, args.runs, args.requests, args.baseline_image)
-    publish(render(result), SECTION_TITLE, args.update_doc)
+    report = run(args)
+    out = args.out or RESULTS_DIR / f"container-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(out)
     return 0
 
 

@@ -18,7 +18,8 @@
 #   TAG        defaults to python:<docker.python_version of bentofile.yaml, else 3.11>-slim
 #   --force    rebuild even when TAG already exists (FORCE=1 does the same)
 #   --stand-in do not try `docker pull TAG` first (STAND_IN=1 does the same); by default
-#              a machine that can reach the registry gets the real image, not the stand-in
+#              a machine that can reach the registry gets the real image, and one that
+#              cannot (the pull fails or takes over PULL_TIMEOUT_S, 60) gets the stand-in
 # Needs: root, debootstrap, a running Docker engine (scripts/start_docker.sh).
 # The Debian mirror is read from this machine's apt sources, never hard-coded.
 set -euo pipefail
@@ -27,13 +28,15 @@ SUITE=bookworm
 DEBIAN_PYTHON=3.11 # bookworm's python3
 FORCE="${FORCE:-0}"
 STAND_IN="${STAND_IN:-0}"
+# A registry that answers serves a slim image well within this; an unreachable one may hang.
+PULL_TIMEOUT_S="${PULL_TIMEOUT_S:-60}"
 TAG=""
 for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
     --stand-in) STAND_IN=1 ;;
     -h | --help)
-      sed -n '2,23p' "$0"
+      sed -n '2,24p' "$0"
       exit 0
       ;;
     *) TAG="$arg" ;;
@@ -56,11 +59,16 @@ if [[ "$FORCE" != 1 ]] && docker image inspect "$TAG" >/dev/null 2>&1; then
   exit 0
 fi
 
-if [[ "$STAND_IN" != 1 && "$FORCE" != 1 ]] && timeout 300 docker pull "$TAG" >/dev/null 2>&1; then
+if [[ "$STAND_IN" != 1 && "$FORCE" != 1 ]] &&
+  timeout "$PULL_TIMEOUT_S" docker pull "$TAG" >/dev/null 2>&1; then
   echo "pulled $TAG from its registry"
   exit 0
 fi
 echo "$TAG cannot be pulled here: building the stand-in"
+if ! command -v debootstrap >/dev/null || [[ $(id -u) -ne 0 ]]; then
+  echo "the stand-in needs root and debootstrap (make setup installs it as root)" >&2
+  exit 1
+fi
 
 # The first Debian mirror (not the security archive) configured for apt here.
 apt_mirror() {

@@ -112,15 +112,6 @@ def latest_model_version(env: Mapping[str, str]) -> str:
     return str(json.loads(out)["version"])
 
 
-def model_info(version: str, env: Mapping[str, str] | None = None) -> dict[str, object]:
-    """`bentoml models get wine_quality:<version> -o json` of the local store."""
-    out = _run(
-        [_bentoml(), "models", "get", f"{MODEL_NAME}:{version}", "-o", "json"], env, echo=False
-    )
-    info: dict[str, object] = json.loads(out)
-    return info
-
-
 def image_label(tag: str, label: str) -> str:
     """Value of one label of a local image ('' when it has none)."""
     out = _run(
@@ -316,94 +307,6 @@ def memory_usage_mb(container: Container) -> float:
     )
     out = _run(["docker", "exec", container.id, "python3", "-c", script], echo=False)
     return int(out.strip()) / 1e6
-
-
-def resident_mb(container: Container) -> float:
-    """Sum of the resident set (VmRSS) of every process in the container, in MB."""
-    script = (
-        "import glob\n"
-        "total = 0\n"
-        "for p in glob.glob('/proc/[0-9]*/status'):\n"
-        "    try:\n"
-        "        lines = open(p).read().splitlines()\n"
-        "    except OSError:\n"
-        "        continue\n"
-        "    total += sum(int(l.split()[1]) for l in lines if l.startswith('VmRSS:'))\n"
-        "print(total)\n"
-    )
-    out = _run(["docker", "exec", container.id, "python3", "-c", script], echo=False)
-    return int(out.strip()) * 1024 / 1e6
-
-
-def process_cpu_seconds(container: Container) -> dict[str, float]:
-    """CPU seconds (user + system) each process in the container has used, by command."""
-    script = (
-        "import glob, json, os\n"
-        "hz = os.sysconf('SC_CLK_TCK')\n"
-        "out = {}\n"
-        "for p in glob.glob('/proc/[0-9]*'):\n"
-        "    if p == f'/proc/{os.getpid()}':\n"
-        "        continue\n"
-        "    try:\n"
-        "        fields = open(p + '/stat').read().rsplit(')', 1)[1].split()\n"
-        "        cmd = open(p + '/cmdline').read().replace('\\0', ' ').strip()\n"
-        "    except OSError:\n"
-        "        continue\n"
-        "    out[cmd] = (int(fields[11]) + int(fields[12])) / hz\n"
-        "print(json.dumps(out))\n"
-    )
-    out = _run(["docker", "exec", container.id, "python3", "-c", script], echo=False)
-    seconds: dict[str, float] = json.loads(out)
-    return seconds
-
-
-CGROUP_ROOT: Final = Path("/sys/fs/cgroup")
-
-
-def _read_cgroup_cpu_seconds(path: Path) -> float:
-    """CPU seconds in a cgroup v1 ``cpuacct.usage`` (ns) or v2 ``cpu.stat`` (usage_usec)."""
-    text = path.read_text()
-    if path.name == "cpu.stat":
-        fields = dict(line.split() for line in text.splitlines() if line.strip())
-        return int(fields["usage_usec"]) / 1e6
-    return int(text) / 1e9
-
-
-def cgroup_cpu_file(container: Container) -> Path:
-    """The host file that accounts the CPU time of every process of the container.
-
-    Read from the host, so measuring costs the container nothing (a `docker exec`
-    would add its own process to the count). Needs the engine on this machine.
-    """
-    pid = _run(["docker", "inspect", "--format", "{{.State.Pid}}", container.id], echo=False)
-    candidates: list[Path] = []
-    for line in Path(f"/proc/{pid.strip()}/cgroup").read_text().splitlines():
-        _, controllers, group = line.split(":", 2)
-        relative = group.lstrip("/")
-        if "cpuacct" in controllers.split(","):  # cgroup v1, "cpuacct" or "cpu,cpuacct"
-            candidates += [
-                CGROUP_ROOT / controllers / relative / "cpuacct.usage",
-                CGROUP_ROOT / "cpuacct" / relative / "cpuacct.usage",
-            ]
-        elif controllers == "":  # cgroup v2 (unified)
-            candidates.append(CGROUP_ROOT / relative / "cpu.stat")
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise RuntimeError(f"no CPU accounting file for {container.id[:12]} among {candidates}")
-
-
-def cpu_seconds_until_ready(
-    container: Container, timeout: float = 90.0, interval: float = 0.02
-) -> float:
-    """Poll /readyz until 200, then return the container's CPU seconds at that moment.
-
-    The accounting file is located once, before the wait, so the reading follows the
-    first 200 at once (an idle ready worker adds almost nothing meanwhile).
-    """
-    path = cgroup_cpu_file(container)
-    wait_ready(container, timeout=timeout, interval=interval)
-    return _read_cgroup_cpu_seconds(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,7 @@ if docker info >/dev/null 2>&1; then
 fi
 
 if ! command -v dockerd >/dev/null; then
-  echo "dockerd not found: apt-get install docker.io" >&2
+  echo "dockerd not found: apt-get install docker.io (make setup does, as root)" >&2
   exit 1
 fi
 if [[ $(id -u) -ne 0 ]]; then

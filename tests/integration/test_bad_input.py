@@ -1,4 +1,8 @@
-"""Bad input gets a clear 4xx with per-field reasons, and the server stays healthy."""
+"""Bad input gets a clear 4xx with per-field reasons through a real server, which stays healthy.
+
+One case per refusal status and kind of check, end to end; every error path of the guard,
+case by case, is covered in-process by tests/unit/test_guard.py.
+"""
 
 from __future__ import annotations
 
@@ -51,13 +55,7 @@ CASES = [
         422,
         "features.alchohol",
     ),
-    _case("string", P, {"features": _features(alcohol="9.4")}, 422, "features.alcohol"),
-    _case("null", P, {"features": _features(ph=None)}, 422, "features.ph"),
-    _case("boolean", P, {"features": _features(density=True)}, 422, "features.density"),
     _case("nan-literal", P, _raw_with("alcohol", "NaN"), 422, "features.alcohol"),
-    _case("infinity-literal", P, _raw_with("sulphates", "Infinity"), 422, "features.sulphates"),
-    _case("negative", P, {"features": _features(chlorides=-0.1)}, 422, "features.chlorides"),
-    _case("ph-above-14", P, {"features": _features(ph=15.0)}, 422, "features.ph"),
     _case(
         "free-so2-above-total",
         P,
@@ -65,13 +63,6 @@ CASES = [
         422,
         "features.free_sulfur_dioxide",
     ),
-    _case(
-        "unknown-wine-type", P, {"features": _features(wine_type="rose")}, 422, "features.wine_type"
-    ),
-    _case("features-not-an-object", P, {"features": [7.4, 0.7]}, 422, "features"),
-    _case("top-level-array", P, [GOOD], 422, "body"),
-    _case("request-id-too-long", P, {"features": GOOD, "request_id": "r" * 500}, 422, "request_id"),
-    _case("empty-batch", B, {"features_list": []}, 422, "features_list"),
     _case(
         "bad-row-in-batch",
         B,
@@ -96,14 +87,6 @@ CASES = [
     _case("malformed-json", P, b'{"features": {"alcohol": 9.4,', 400, "body"),
     _case("deeply-nested", P, b'{"features": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "body"),
     _case("wrong-content-type", P, {"features": GOOD}, 415, "content-type", "text/plain"),
-    _case(
-        "form-content-type",
-        B,
-        b"features_list=1",
-        415,
-        "content-type",
-        "application/x-www-form-urlencoded",
-    ),
 ]
 
 

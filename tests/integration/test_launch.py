@@ -1,8 +1,12 @@
-"""The image's launcher (BentoML's worker without its supervisor) serves and stops cleanly."""
+"""The image's launcher starts BentoML's worker exactly as `bentoml serve` would, minus the
+supervisor, serves, and stops cleanly."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,10 +14,57 @@ import httpx
 import psutil
 import pytest
 
-from tests.fixtures.server import start_server, wait_ready
+from bento.bentoml_adapter import WORKER_MODULE
+from tests.fixtures.cli import REPO_ROOT
+from tests.fixtures.server import SERVICE, start_server, wait_ready
 from training.features import EXAMPLE_FEATURES
 
 pytestmark = pytest.mark.integration
+
+# Non-default server options, given to both starts alike.
+OPTIONS = ("--timeout-keep-alive", "61", "--timeout-graceful-shutdown", "7", "--timeout", "20")
+
+
+def _without_fd(args: list[str]) -> list[str]:
+    """A worker command line with the socket's file descriptor number blanked."""
+    at = args.index("--fd")
+    return [*args[: at + 1], "<fd>", *args[at + 2 :]]
+
+
+def test_launcher_gives_the_worker_what_bentoml_serve_gives_it(
+    bentoml_home: Path, trained_model_tag: str, tmp_path: Path
+) -> None:
+    server = start_server(bentoml_home, trained_model_tag, tmp_path, args=OPTIONS)
+    try:
+        wait_ready(server)
+        (worker,) = [
+            child
+            for child in psutil.Process(server.process.pid).children(recursive=True)
+            if WORKER_MODULE in child.cmdline()
+        ]
+        cmdline = worker.cmdline()
+        served_args = cmdline[cmdline.index(WORKER_MODULE) + 1 :]
+        served_env = worker.environ()
+        parent_env = psutil.Process(server.process.pid).environ()
+        port = server.url.rsplit(":", 1)[1]
+    finally:
+        assert server.stop() == 0
+    added_by_serve = {
+        key: value for key, value in served_env.items() if parent_env.get(key) != value
+    }
+
+    # The same environment as the `bentoml serve` process, the same options.
+    planned = subprocess.run(
+        [sys.executable, "-m", "bento.launch", SERVICE, "--host", "127.0.0.1", "--port", port,
+         *OPTIONS, "--print-plan"],
+        cwd=REPO_ROOT, env=parent_env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    plan = json.loads(planned.stdout.strip().splitlines()[-1])
+
+    assert _without_fd(plan["worker_args"]) == _without_fd(served_args)
+    assert plan["env"] == added_by_serve
+    for option in OPTIONS[::2]:
+        assert option in plan["worker_args"], f"{option} did not reach the worker"
 
 
 def test_launcher_serves_one_process_and_exits_zero_on_sigterm(
@@ -38,3 +89,19 @@ def test_launcher_serves_one_process_and_exits_zero_on_sigterm(
         assert server.process.wait(30) == 0
     finally:
         server.stop()
+
+
+def test_an_unknown_wineq_variable_stops_the_start_with_the_closest_name(
+    bentoml_home: Path, trained_model_tag: str, tmp_path: Path
+) -> None:
+    server = start_server(
+        bentoml_home, trained_model_tag, tmp_path, launcher=True,
+        env={"WINEQ_MAX_BACH_ROWS": "64"},
+    )  # fmt: skip
+    try:
+        assert server.process.wait(120) != 0
+    finally:
+        server.stop()
+    log = server.log()
+    assert "WINEQ_MAX_BACH_ROWS" in log
+    assert "did you mean WINEQ_MAX_BATCH_ROWS?" in log

@@ -11,6 +11,7 @@ from bento.errors import HTTP_STATUS_CODES, ApiError, field_errors
 from bento.guard import json_depth
 from bento.schemas import BatchPredictRequest, PredictRequest, WineFeatures
 from bento.settings import ServiceSettings
+from training.envvars import UnknownSettingError
 from training.features import EXAMPLE_FEATURES, FEATURE_NAMES, FEATURES, WINE_TYPE_FIELD
 
 
@@ -82,12 +83,33 @@ def test_json_depth(value: object, depth: int) -> None:
     assert json_depth(value) == depth
 
 
-def test_settings_read_the_wineq_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WINEQ_MAX_BATCH_ROWS", "17")
-    monkeypatch.setenv("WINEQ_ENGINE", "sklearn")
-    settings = ServiceSettings()
+def test_a_misspelt_serving_variable_stops_start_up_naming_the_closest_setting() -> None:
+    environ = {"WINEQ_MAX_BACH_ROWS": "64", "WINEQ_ENGINE": "sklearn"}
+    with pytest.raises(UnknownSettingError) as info:
+        ServiceSettings.from_env(environ)
+    message = str(info.value)
+    assert "WINEQ_MAX_BACH_ROWS" in message
+    assert "did you mean WINEQ_MAX_BATCH_ROWS?" in message
+
+
+def test_serving_settings_come_from_the_given_environment_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The process's own environment must not leak into settings read from a given one.
+    monkeypatch.setenv("WINEQ_MAX_CONCURRENCY", "3")
+    environ = {
+        "WINEQ_MAX_BATCH_ROWS": "17",
+        "WINEQ_ENGINE": "sklearn",
+        # Training's own prefix nests in serving's: not an unknown serving setting.
+        "WINEQ_TRAIN_N_ESTIMATORS": "40",
+        "PATH": "/usr/bin",
+    }
+    settings = ServiceSettings.from_env(environ)
     assert settings.max_batch_rows == 17
     assert settings.engine == "sklearn"
-    monkeypatch.setenv("WINEQ_ENGINE", "tensorflow")
+    assert settings.max_concurrency == ServiceSettings.model_fields["max_concurrency"].default
+
+
+def test_an_engine_the_service_does_not_have_stops_start_up() -> None:
     with pytest.raises(ValidationError):
-        ServiceSettings()
+        ServiceSettings.from_env({"WINEQ_ENGINE": "tensorflow"})

@@ -1,1 +1,0 @@
-"""Benchmark-only code: alternative service designs measured by scripts/bench_service.py."""
