@@ -61,14 +61,28 @@ from _bentoml_sdk.io_models import IODescriptor, IORootModel  # noqa: E402
 __all__ = ["IODescriptor", "IORootModel", "RootInput"]
 
 
+# The key BentoML adds to a root input's JSON schema (``/schema.json``); its HTTP clients
+# then accept only one positional argument instead of the body's named fields.
+ROOT_INPUT_SCHEMA_KEY: Final = "root_input"
+
+
 class RootInput:
     """Mixin for an input spec whose whole parsed value is the API's single argument.
 
     An input spec may override ``from_http_request(cls, request, serde)``; BentoML calls
-    it with the Starlette request and passes its result to the API as is.
+    it with the Starlette request and passes its result to the API as is.  The published
+    schema still describes the body as an object of named fields, so BentoML's own
+    clients send them as keywords: ``client.predict(features={...})``.
     """
 
     __root_input__ = True
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The body's schema, without the root-input mark that would change clients."""
+        schema: dict[str, Any] = super().model_json_schema(*args, **kwargs)  # type: ignore[misc]
+        schema.pop(ROOT_INPUT_SCHEMA_KEY, None)
+        return schema
 
 
 # ------------------------------------------------------------ serving without the supervisor

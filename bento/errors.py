@@ -11,6 +11,7 @@ from bento.schemas import CROSS_FIELD_ERROR
 HTTP_STATUS_CODES = {
     "malformed_json": 400,
     "too_deeply_nested": 400,
+    "method_not_allowed": 405,
     "payload_too_large": 413,
     "batch_too_large": 413,
     "unsupported_media_type": 415,

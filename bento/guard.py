@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from bento.errors import ApiError, field_errors
+from bento.openapi import BATCH_ROUTE, DOCS_ROUTE, HEALTH_ROUTE, PREDICT_ROUTE, truthful_document
 from bento.schemas import BatchPredictRequest, PredictRequest
 from bento.settings import ServiceSettings
 from bento.state import ServingState
@@ -32,8 +33,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ROWS_SCOPE_KEY = "wineq.rows"
 MODEL_VERSION_HEADER = b"x-model-version"
-PREDICT_ROUTE = "/predict"
-BATCH_ROUTE = "/predict/batch"
+__all__ = ["BATCH_ROUTE", "PREDICT_ROUTE", "RequestGuard", "Row"]
+# BentoML's own refusals that mean "try again later": its batcher sheds load with 503 and
+# its request timeout answers 504; both become the project's 503 with Retry-After.
+OVERLOAD_STATUSES = frozenset({429, 503, 504})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,16 @@ class RequestGuard:
             return
         send = self._stamp_version(send)
         path = scope["path"].rstrip("/") or "/"
+        if path == HEALTH_ROUTE:
+            if scope["method"] in ("GET", "HEAD"):
+                await _send_json(send, 200, json.dumps(self.state.health()).encode(), [])
+            else:
+                error = ApiError("method_not_allowed", "use GET", [("method", "must be GET")])
+                await self._respond(send, error, [(b"allow", b"GET, HEAD")])
+            return
+        if scope["method"] == "GET" and path == DOCS_ROUTE:
+            await self._send_document(scope, receive, send)
+            return
         if scope["method"] != "POST" or path not in (PREDICT_ROUTE, BATCH_ROUTE):
             await self.app(scope, receive, send)
             return
@@ -118,27 +131,53 @@ class RequestGuard:
 
         return stamped
 
+    async def _send_document(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """BentoML's API document, rewritten to say what the service really answers."""
+        status = 500
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        if status != 200:
+            await self._respond(send, ApiError("internal_error", "the API document failed"))
+            return
+        document = truthful_document(
+            json.loads(b"".join(chunks)),
+            model_version=self.state.model_version,
+            max_batch_rows=self.settings.max_batch_rows,
+        )
+        await _send_json(send, 200, json.dumps(document).encode(), [])
+
     def _shape_errors(self, send: Send) -> Send:
-        """Replace BentoML's own error bodies (overload, faults) with the project's shape."""
+        """Replace BentoML's own error answers with the project's shape and statuses.
+
+        Its load shedding and timeouts become 503 ``overloaded`` with ``Retry-After``;
+        anything else it refuses after the guard accepted the request is a fault (500).
+        """
         replaced = False
 
         async def shaped(message: Message) -> None:
             nonlocal replaced
             if message["type"] == "http.response.start" and message["status"] >= 400:
                 replaced = True
-                status = message["status"]
-                error = ApiError(
-                    "overloaded" if status in (429, 503) else "internal_error",
-                    "the service is overloaded, retry later"
-                    if status in (429, 503)
-                    else "an unexpected error happened; it has been logged",
-                )
+                if message["status"] in OVERLOAD_STATUSES:
+                    error = ApiError("overloaded", "the service is overloaded, retry later")
+                else:
+                    error = ApiError(
+                        "internal_error", "an unexpected error happened; it has been logged"
+                    )
                 kept = [
                     (k, v)
                     for k, v in message.get("headers", [])
-                    if k not in (b"content-length", b"content-type")
+                    if k not in (b"content-length", b"content-type", b"retry-after")
                 ]
-                await _send_json(send, status, error.body(), kept)
+                await self._respond(send, error, kept)
                 return
             if replaced:
                 return
@@ -248,11 +287,13 @@ class RequestGuard:
         return ApiError("validation_error", f"{len(detail)} invalid field(s)", detail)
 
     @staticmethod
-    async def _respond(send: Send, error: ApiError) -> None:
+    async def _respond(
+        send: Send, error: ApiError, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         if error.status >= 500:
             logger.warning("Refused a request: %s", error.message)
         extra = [(b"retry-after", b"1")] if error.status == 503 else []
-        await _send_json(send, error.status, error.body(), extra)
+        await _send_json(send, error.status, error.body(), [*(headers or []), *extra])
 
 
 async def _send_json(

@@ -114,3 +114,36 @@ class Prediction(BaseModel):
         description="Features outside the range seen in training (still predicted)."
     )
     request_id: str | None = Field(None, description="The request's request_id, if any.")
+
+
+class FieldError(BaseModel):
+    """Why one part of a request was refused."""
+
+    field: str = Field(description="Dotted path of the offending field, or body/service.")
+    reason: str = Field(description="What is wrong with it, in words.")
+
+
+class ErrorResponse(BaseModel):
+    """The one body of every refusal and failure."""
+
+    error: str = Field(
+        description="Machine-readable code, e.g. validation_error, payload_too_large, "
+        "unsupported_media_type, malformed_json, overloaded, not_ready, internal_error."
+    )
+    message: str = Field(description="One sentence for a human.")
+    detail: list[FieldError] = Field(description="Per-field reasons (may be empty).")
+
+
+class HealthResponse(BaseModel):
+    """GET /health: the earlier FastAPI service's health contract, kept for its monitors."""
+
+    status: str = Field(
+        description="healthy (model loaded and verified), degraded (model loading, or "
+        "shutting down), unhealthy (the model failed to load).",
+        json_schema_extra={"enum": ["healthy", "degraded", "unhealthy"]},
+    )
+    timestamp: int = Field(description="Unix time in seconds when the answer was made.")
+    checks: dict[str, bool] = Field(
+        description="model_loaded, model_verified (checksum and contract), draining."
+    )
+    version: str = Field(description="Version of the model this worker serves.")

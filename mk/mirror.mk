@@ -37,5 +37,5 @@ promote: ## Make MODEL_VERSION=<v> the champion in the S3 mirror
 	@test -n "$(MODEL_VERSION)" || { echo "usage: make promote MODEL_VERSION=<version>" >&2; exit 2; }
 	$(MIRROR_ENV) $(PY) -m training promote --version $(MODEL_VERSION)
 
-list-versions: ## List the versions in the S3 mirror with metrics ('*' marks the champion)
+list-versions: ## Table of the versions in the S3 mirror: date, champion ('*'), accuracy per wine type
 	$(MIRROR_ENV) $(PY) -m training list-versions

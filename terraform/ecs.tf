@@ -1,4 +1,5 @@
 resource "aws_ecs_cluster" "this" {
+  # checkov:skip=CKV_AWS_65: Container Insights bills every metric as a custom metric (README "Cost"); the free service CPU and memory metrics, the ALB metrics and the alarms cover one small service. container_insights = true turns it on.
   name = local.name
 
   setting {
@@ -17,6 +18,8 @@ locals {
     WINEQ_MAX_BATCH_ROWS       = tostring(var.max_batch_rows)
     WINEQ_BATCH_MAX_SIZE       = tostring(var.batch_max_size)
     WINEQ_BATCH_MAX_LATENCY_MS = tostring(var.batch_max_latency_ms)
+    # The ALB's idle timeout is derived from the same variable (main.tf).
+    WINEQ_KEEP_ALIVE_S = tostring(var.keep_alive_s)
   }
 
   # Only set when a version is chosen: absent, the service serves the bundled model.
@@ -113,10 +116,12 @@ resource "aws_ecs_service" "this" {
     alarm_names = [aws_cloudwatch_metric_alarm.error_rate.alarm_name, aws_cloudwatch_metric_alarm.latency_p99.alarm_name]
   }
 
+  # network.tf: public subnets with a public IP (low cost) or private subnets behind NAT.
+  # Either way the security group admits only the ALB.
   network_configuration {
-    subnets          = aws_subnet.private[*].id
+    subnets          = local.task_subnet_ids
     security_groups  = [aws_security_group.service.id]
-    assign_public_ip = false
+    assign_public_ip = local.tasks_in_public_subnets
   }
 
   load_balancer {
@@ -131,7 +136,10 @@ resource "aws_ecs_service" "this" {
     ignore_changes = [task_definition, desired_count]
   }
 
-  depends_on = [aws_lb_listener.http, aws_iam_role_policy.execution]
+  # The target group must be attached before the service registers tasks: the rules
+  # that forward to it sit on the serving listener (HTTPS with a domain, where port 80
+  # only redirects).
+  depends_on = [aws_lb_listener_rule.public, aws_iam_role_policy.execution]
 }
 
 # ---------------------------------------------------------------- autoscaling

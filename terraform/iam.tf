@@ -118,6 +118,10 @@ data "aws_iam_openid_connect_provider" "github" {
 
 locals {
   github_oidc_provider_arn = var.create_github_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : data.aws_iam_openid_connect_provider.github[0].arn
+
+  # The deploy workflow file at main: the only workflow, and the only branch, whose jobs
+  # may deploy (GitHub's job_workflow_ref claim: <owner/repo>/<path>@<ref>).
+  deploy_workflow_ref = "${var.github_repository}/.github/workflows/deploy.yml@refs/heads/main"
 }
 
 data "aws_iam_policy_document" "github_assume" {
@@ -140,6 +144,14 @@ data "aws_iam_policy_document" "github_assume" {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
       values   = ["repo:${var.github_repository}:environment:${var.github_environment}"]
+    }
+
+    # ...and only the deploy workflow as it is on main: a manual run from any other
+    # branch runs in the same environment (same sub) but carries that branch here.
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:job_workflow_ref"
+      values   = [local.deploy_workflow_ref]
     }
   }
 }
@@ -196,6 +208,21 @@ data "aws_iam_policy_document" "github_deploy" {
     # Neither action supports resource-level permissions (AWS service authorization reference).
     actions   = ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"]
     resources = ["*"]
+  }
+
+  # The provider's default_tags are on the task definition, and the render action copies
+  # them into each new revision: registering a tagged revision needs ecs:TagResource.
+  # Only on creation (RegisterTaskDefinition) and only for this service's family.
+  statement {
+    sid       = "TagNewTaskDefinitionRevisions"
+    actions   = ["ecs:TagResource"]
+    resources = [local.task_definition_revisions_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "ecs:CreateAction"
+      values   = ["RegisterTaskDefinition"]
+    }
   }
 
   statement {

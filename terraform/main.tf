@@ -62,6 +62,21 @@ locals {
   # cold image pull; a shorter grace lets ECS kill tasks that were only slow to start.
   health_check_grace_seconds = 60
 
+  # Keep-alive: the service (WINEQ_KEEP_ALIVE_S) keeps idle connections longer than
+  # the ALB does, so the ALB always closes an idle connection first and never sends a
+  # request down one the service has just closed (a 502). One variable sets both.
+  keep_alive_margin_seconds = 15
+  alb_idle_timeout_seconds  = var.keep_alive_s - local.keep_alive_margin_seconds
+
+  # What the ALB forwards (alb.tf). Everyone: the prediction and health routes.
+  # Only var.operator_cidrs: BentoML's web UI (index page, its OpenAPI document and
+  # schema, its static files) and the Prometheus metrics. Anything else: a 404 from the
+  # ALB, costing the 0.25 vCPU task nothing. Exact paths, case-sensitive, as served.
+  public_paths   = ["/predict", "/predict/batch", "/healthz", "/livez", "/readyz", "/health"]
+  operator_paths = ["/", "/docs.json", "/schema.json", "/static_content/*", "/metrics"]
+
   # Built from names, not from the resource, so the deploy role can be created before the service (README: bootstrap).
   ecs_service_arn = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:service/${local.name}/${local.name}"
+  # Every revision of the service's task definition family (the deploy workflow registers them).
+  task_definition_revisions_arn = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:task-definition/${local.name}:*"
 }

@@ -10,6 +10,13 @@ resource "aws_cloudwatch_log_group" "service" {
 resource "aws_sns_topic" "alarms" {
   # checkov:skip=CKV_AWS_26: CloudWatch cannot publish to a topic encrypted with the AWS-managed aws/sns key, and alarm messages carry no sensitive data; a customer key would cost more than the topic.
   name = "${local.name}-alarms"
+
+  lifecycle {
+    precondition {
+      condition     = var.environment != "production" || var.alarm_email != null || var.allow_production_without_alarm_email
+      error_message = "A production stack needs someone to receive its alarms: set alarm_email, or set allow_production_without_alarm_email = true if that is intended (e.g. another subscriber is added outside Terraform)."
+    }
+  }
 }
 
 resource "aws_sns_topic_subscription" "alarm_email" {
@@ -26,10 +33,16 @@ locals {
     LoadBalancer = aws_lb.this.arn_suffix
     TargetGroup  = aws_lb_target_group.service.arn_suffix
   }
+  ecs_service_dimensions = {
+    ClusterName = aws_ecs_cluster.this.name
+    ServiceName = aws_ecs_service.this.name
+  }
   alarm_actions = [aws_sns_topic.alarms.arn]
 
   # ALB TargetResponseTime is in seconds; the variable is in milliseconds.
   p99_latency_threshold_s = var.p99_latency_threshold_ms / 1000
+  # Quieter minutes than this count as 0 % errors in the 5xx-rate alarm.
+  error_rate_min_requests = 10
 }
 
 # 5xx share of all requests (the service's and the ALB's own, e.g. 503 with no
@@ -49,7 +62,7 @@ resource "aws_cloudwatch_metric_alarm" "error_rate" {
   metric_query {
     id          = "error_rate"
     label       = "5xx %"
-    expression  = "IF(FILL(requests, 0) >= 10, 100 * (FILL(target_5xx, 0) + FILL(elb_5xx, 0)) / requests, 0)"
+    expression  = "IF(FILL(requests, 0) >= ${local.error_rate_min_requests}, 100 * (FILL(target_5xx, 0) + FILL(elb_5xx, 0)) / requests, 0)"
     return_data = true
   }
 
@@ -88,21 +101,48 @@ resource "aws_cloudwatch_metric_alarm" "error_rate" {
 }
 
 # Three slow minutes in a row: long enough to ignore one cold task, short enough to
-# roll a slow release back before most clients notice.
+# roll a slow release back before most clients notice. Only busy minutes count (at
+# least var.p99_alarm_min_requests requests to the service): at low traffic the p99
+# is one or two requests, and a few slow ones must not roll back a good deployment.
+# Used by the ECS service to roll back a deployment.
 resource "aws_cloudwatch_metric_alarm" "latency_p99" {
   alarm_name          = "${local.name}-p99-latency"
-  alarm_description   = "p99 target response time above ${var.p99_latency_threshold_ms} ms for 3 minutes."
-  namespace           = "AWS/ApplicationELB"
-  metric_name         = "TargetResponseTime"
-  dimensions          = local.target_group_dimensions
-  extended_statistic  = "p99"
-  period              = 60
-  evaluation_periods  = 3
+  alarm_description   = "p99 target response time above ${var.p99_latency_threshold_ms} ms for 3 minutes with at least ${var.p99_alarm_min_requests} requests each."
   comparison_operator = "GreaterThanThreshold"
   threshold           = local.p99_latency_threshold_s
+  evaluation_periods  = 3
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "guarded_p99"
+    label       = "p99 (s), busy minutes only"
+    expression  = "IF(FILL(requests, 0) >= ${var.p99_alarm_min_requests}, p99, 0)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "p99"
+    metric {
+      namespace   = "AWS/ApplicationELB"
+      metric_name = "TargetResponseTime"
+      dimensions  = local.target_group_dimensions
+      period      = 60
+      stat        = "p99"
+    }
+  }
+
+  metric_query {
+    id = "requests"
+    metric {
+      namespace   = "AWS/ApplicationELB"
+      metric_name = "RequestCount"
+      dimensions  = local.target_group_dimensions
+      period      = 60
+      stat        = "Sum"
+    }
+  }
 }
 
 # A task failing its health checks for 5 minutes: longer than any deployment's
@@ -138,4 +178,69 @@ resource "aws_cloudwatch_metric_alarm" "no_healthy_hosts" {
   treat_missing_data  = "breaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
+}
+
+# Memory is what kills a 512 MB task (OOM), and it creeps: the highest task's share of
+# its limit above the threshold for 5 minutes. Notifies only; a deployment that runs out
+# of memory is caught by the circuit breaker when its tasks die.
+resource "aws_cloudwatch_metric_alarm" "memory_high" {
+  alarm_name          = "${local.name}-memory-high"
+  alarm_description   = "A task used more than ${var.memory_alarm_threshold_percent}% of its memory for 5 minutes (at 100% it is killed)."
+  namespace           = "AWS/ECS"
+  metric_name         = "MemoryUtilization"
+  dimensions          = local.ecs_service_dimensions
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 5
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.memory_alarm_threshold_percent
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# Fewer tasks serving than wanted for 5 minutes (placement failures, crash loops, a
+# task that never turns ready): longer than a task's replacement takes. ECS publishes
+# running and desired task counts only with Container Insights; without it (the
+# default) the free ALB metric stands in: healthy targets below min_tasks.
+locals {
+  tasks_below_desired_expression = var.container_insights ? "FILL(desired, 0) - FILL(running, 0)" : "${var.min_tasks} - FILL(healthy, 0)"
+  tasks_below_desired_metrics = var.container_insights ? {
+    desired = { namespace = "ECS/ContainerInsights", metric_name = "DesiredTaskCount", dimensions = tomap(local.ecs_service_dimensions), stat = "Average" }
+    running = { namespace = "ECS/ContainerInsights", metric_name = "RunningTaskCount", dimensions = tomap(local.ecs_service_dimensions), stat = "Average" }
+    } : {
+    healthy = { namespace = "AWS/ApplicationELB", metric_name = "HealthyHostCount", dimensions = tomap(local.target_group_dimensions), stat = "Minimum" }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "tasks_below_desired" {
+  alarm_name          = "${local.name}-tasks-below-desired"
+  alarm_description   = var.container_insights ? "Fewer tasks running than desired for 5 minutes." : "Fewer healthy tasks than min_tasks (${var.min_tasks}) for 5 minutes."
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = 1
+  evaluation_periods  = 5
+  treat_missing_data  = "breaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "missing_tasks"
+    label       = "tasks missing"
+    expression  = local.tasks_below_desired_expression
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = local.tasks_below_desired_metrics
+    content {
+      id = metric_query.key
+      metric {
+        namespace   = metric_query.value.namespace
+        metric_name = metric_query.value.metric_name
+        dimensions  = metric_query.value.dimensions
+        period      = 60
+        stat        = metric_query.value.stat
+      }
+    }
+  }
 }

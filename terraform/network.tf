@@ -1,15 +1,21 @@
-# Public subnets hold only the ALB and the NAT gateway(s); tasks run in private
-# subnets with no public IP and reach AWS APIs through NAT (and S3 through a free
-# gateway endpoint, which also carries ECR's image layers).
+# Two network profiles (var.network_profile), one variable apart:
 #
-# Egress choice (cost): one NAT gateway shared by both AZs, ~$33/month plus data.
-# The alternative, interface endpoints for ecr.api, ecr.dkr, logs and monitoring,
-# costs ~$58/month for two AZs and still needs a NAT for anything else. A single
-# NAT's AZ failing cuts egress for the other AZ's tasks too; production can set
-# nat_gateway_per_az = true to remove that coupling.
+# - public (default, low cost): the tasks run in the public subnets with a public IP
+#   and reach AWS APIs through the internet gateway. Their security group admits only
+#   the ALB's security group on the container port, so nothing else can reach them;
+#   no NAT gateway is created.
+# - private: the tasks run in private subnets with no public IP and leave through a NAT
+#   gateway (fixed egress addresses, at a NAT's cost). One NAT is shared by both AZs
+#   unless nat_gateway_per_az: a single NAT's AZ failing cuts egress for the other
+#   AZ's tasks too.
+#
+# Both profiles keep the same subnets, so switching moves only the tasks and routes.
+# A free S3 gateway endpoint carries model reads and ECR's image layers either way.
 
 locals {
-  nat_gateway_count = var.nat_gateway_per_az ? length(local.azs) : 1
+  tasks_in_public_subnets = var.network_profile == "public"
+  nat_gateway_count       = local.tasks_in_public_subnets ? 0 : (var.nat_gateway_per_az ? length(local.azs) : 1)
+  task_subnet_ids         = local.tasks_in_public_subnets ? aws_subnet.public[*].id : aws_subnet.private[*].id
 }
 
 resource "aws_vpc" "this" {
@@ -38,7 +44,7 @@ resource "aws_subnet" "public" {
   vpc_id            = aws_vpc.this.id
   availability_zone = local.azs[count.index]
   cidr_block        = cidrsubnet(var.vpc_cidr, 4, count.index)
-  # The ALB and NAT get their addresses explicitly; nothing else should get a public IP.
+  # Public addresses are given explicitly (ALB, NAT, tasks in the public profile), never by default.
   map_public_ip_on_launch = false
 
   tags = { Name = "${local.name}-public-${local.azs[count.index]}", Tier = "public" }
@@ -98,7 +104,7 @@ resource "aws_route_table" "private" {
 }
 
 resource "aws_route" "private_nat" {
-  count = length(local.azs)
+  count = local.nat_gateway_count > 0 ? length(local.azs) : 0
 
   route_table_id         = aws_route_table.private[count.index].id
   destination_cidr_block = "0.0.0.0/0"
@@ -112,12 +118,13 @@ resource "aws_route_table_association" "private" {
   route_table_id = aws_route_table.private[count.index].id
 }
 
-# Free, and keeps image-layer pulls and model reads off the NAT's per-GB charge.
+# Free, and keeps image-layer pulls and model reads off the NAT's per-GB charge and
+# inside AWS's network in both profiles.
 resource "aws_vpc_endpoint" "s3" {
   vpc_id            = aws_vpc.this.id
   service_name      = "com.amazonaws.${local.region}.s3"
   vpc_endpoint_type = "Gateway"
-  route_table_ids   = aws_route_table.private[*].id
+  route_table_ids   = concat([aws_route_table.public.id], aws_route_table.private[*].id)
 
   tags = { Name = "${local.name}-s3" }
 }
@@ -165,6 +172,8 @@ resource "aws_vpc_security_group_egress_rule" "alb_to_service" {
   to_port                      = local.container_port
 }
 
+# The only ingress of the tasks, in either network profile: the ALB's security group on
+# the container port. A public IP (public profile) therefore exposes nothing.
 resource "aws_security_group" "service" {
   name        = "${local.name}-service"
   description = "Fargate tasks of ${local.name}; reachable only from the ALB"

@@ -57,8 +57,19 @@ variable "availability_zone_suffixes" {
   }
 }
 
+variable "network_profile" {
+  description = "Where the tasks run. public (default, low cost): public subnets with a public IP, reachable only from the ALB's security group, no NAT gateway. private: private subnets with egress through a NAT gateway (fixed egress addresses; its cost is in terraform/README.md, \"Cost\")."
+  type        = string
+  default     = "public"
+
+  validation {
+    condition     = contains(["public", "private"], var.network_profile)
+    error_message = "network_profile must be public or private."
+  }
+}
+
 variable "nat_gateway_per_az" {
-  description = "One NAT gateway per AZ (AZ-independent egress, ~$33/month each) instead of a single shared one."
+  description = "With network_profile = private: one NAT gateway per AZ (AZ-independent egress) instead of a single shared one."
   type        = bool
   default     = false
 }
@@ -81,6 +92,35 @@ variable "hosted_zone_id" {
   description = "Route 53 hosted zone that holds domain_name; used to validate the certificate and create the alias record. Required when domain_name is set."
   type        = string
   default     = null
+}
+
+variable "operator_cidrs" {
+  description = "CIDR blocks that may reach the web UI (/, /docs.json, /schema.json, /static_content/*) and /metrics through the ALB. Empty (default): only the prediction and health routes are forwarded; everything else gets a 404."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for cidr in var.operator_cidrs : can(cidrhost(cidr, 0)) && can(regex("^[0-9.]+/[0-9]+$", cidr))])
+    error_message = "operator_cidrs must be IPv4 CIDR blocks such as 203.0.113.0/24."
+  }
+}
+
+variable "keep_alive_s" {
+  description = "Seconds the service keeps an idle HTTP connection open (WINEQ_KEEP_ALIVE_S). The ALB's idle timeout is derived from it and is always shorter, so the ALB never reuses a connection the service has closed."
+  type        = number
+  default     = 75
+
+  validation {
+    # idle_timeout = keep_alive_s - 15 (main.tf) must stay within the ALB's 1-4000 s.
+    condition     = var.keep_alive_s == floor(var.keep_alive_s) && var.keep_alive_s >= 16 && var.keep_alive_s <= 4015
+    error_message = "keep_alive_s must be a whole number from 16 to 4015 (the ALB idle timeout, 15 s shorter, must stay between 1 and 4000)."
+  }
+}
+
+variable "allow_production_without_https" {
+  description = "Accept a production stack without domain_name (plain HTTP on port 80). Without it, such a plan is refused."
+  type        = bool
+  default     = false
 }
 
 variable "alb_deletion_protection" {
@@ -124,9 +164,14 @@ variable "max_tasks" {
 }
 
 variable "requests_per_target" {
-  description = "Autoscaling target: ALB requests per task per minute (ALBRequestCountPerTarget)."
+  description = "Autoscaling target: ALB requests per task per minute (ALBRequestCountPerTarget); half of one task's measured capacity (terraform/README.md, \"Autoscaling\")."
   type        = number
-  default     = 1200
+  default     = 2900
+
+  validation {
+    condition     = var.requests_per_target > 0
+    error_message = "requests_per_target must be positive."
+  }
 }
 
 variable "inference_engine" {
@@ -184,15 +229,21 @@ variable "log_retention_days" {
 }
 
 variable "container_insights" {
-  description = "Enable ECS Container Insights on the cluster (per-task CPU, memory and network metrics; billed as custom metrics)."
+  description = "Enable ECS Container Insights on the cluster (per-task metrics, billed as custom metrics). Off by default; with it on, the tasks-below-desired alarm compares running with desired tasks instead of healthy targets with min_tasks."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "alarm_email" {
-  description = "E-mail address subscribed to the alarm topic; null creates the topic without a subscription."
+  description = "E-mail address subscribed to the alarm topic; null creates the topic without a subscription (refused in production unless allow_production_without_alarm_email)."
   type        = string
   default     = null
+}
+
+variable "allow_production_without_alarm_email" {
+  description = "Accept a production stack whose alarms notify nobody (alarm_email = null). Without it, such a plan is refused."
+  type        = bool
+  default     = false
 }
 
 variable "error_rate_threshold_percent" {
@@ -205,6 +256,28 @@ variable "p99_latency_threshold_ms" {
   description = "Alarm (and roll back a deployment) when the p99 target response time exceeds this many milliseconds."
   type        = number
   default     = 500
+}
+
+variable "p99_alarm_min_requests" {
+  description = "Fewest requests in a minute for the p99 alarm to judge it: quieter minutes count as fast, so a few slow requests at low traffic never roll back a good deployment."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.p99_alarm_min_requests >= 1
+    error_message = "p99_alarm_min_requests must be at least 1."
+  }
+}
+
+variable "memory_alarm_threshold_percent" {
+  description = "Alarm when a task's memory use (the highest task's, of the 512 MB limit) stays above this share for 5 minutes; at 100 % the task is killed (OOM)."
+  type        = number
+  default     = 85
+
+  validation {
+    condition     = var.memory_alarm_threshold_percent > 0 && var.memory_alarm_threshold_percent < 100
+    error_message = "memory_alarm_threshold_percent must be between 0 and 100."
+  }
 }
 
 # ---------------------------------------------------------------- delivery
@@ -220,7 +293,7 @@ variable "github_repository" {
 }
 
 variable "github_environment" {
-  description = "GitHub environment the deploy job runs in; only that environment's OIDC tokens may assume the deploy role."
+  description = "GitHub environment the deploy job runs in; only that environment's OIDC tokens, from the deploy workflow on main, may assume the deploy role."
   type        = string
   default     = "production"
 }

@@ -1,6 +1,6 @@
 terraform {
-  # Written against 1.11 (terraform fmt runs in CI); nothing here needs more than 1.6.
-  required_version = ">= 1.6.0"
+  # 1.10: the S3 backend's use_lockfile (environments/*.s3.tfbackend). CI runs 1.11.
+  required_version = ">= 1.10.0"
 
   required_providers {
     aws = {

@@ -27,9 +27,7 @@ class ArtifactError(Exception):
     """A model store entry lacks a file, a recorded checksum, or a file fails its sha256."""
 
 
-def verify_artifacts(
-    model: Any, filenames: Iterable[str] = ARTIFACT_FILENAMES
-) -> dict[str, Path]:
+def verify_artifacts(model: Any, filenames: Iterable[str] = ARTIFACT_FILENAMES) -> dict[str, Path]:
     """Check ``filenames`` of a BentoML model against the sha256 its metadata records.
 
     The one verification the store, the mirror and the service use before trusting an
@@ -49,7 +47,8 @@ def verify_artifacts(
         actual = sha256_file(path)
         if actual != expected:
             raise ArtifactError(
-                f"{model.tag}: {filename} has sha256 {actual}, metadata records {expected}"
+                f"{model.tag}: checksum mismatch for {filename}: sha256 {actual}, "
+                f"metadata records {expected}"
             )
         paths[filename] = path
     return paths

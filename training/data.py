@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pandas as pd
 
@@ -28,7 +28,9 @@ from training.features import (
     WINE_TYPE_FIELD,
     WINE_TYPES,
 )
-from training.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from training.settings import TrainingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -162,9 +164,8 @@ def read_wine_csv(path: Path, wine_type: str) -> pd.DataFrame:
     return frame.loc[:, list(FRAME_COLUMNS)]
 
 
-def load_wine_data(settings: TrainingSettings | None = None) -> WineData:
+def load_wine_data(settings: TrainingSettings) -> WineData:
     """Fetch, verify and parse both CSVs into one frame (red rows first, then white)."""
-    settings = settings or TrainingSettings()
     frames: list[pd.DataFrame] = []
     file_sha256: dict[str, str] = {}
     sources: dict[str, str] = {}

@@ -8,18 +8,19 @@ Layout of the mirror (built only by :class:`MirrorLayout`)::
 
 A version is visible only once its manifest exists, and a manifest is never replaced:
 pushing a version again is a no-op when the model directory's content digest matches
-the manifest and a :class:`VersionConflictError` otherwise.  Exports are not compared
-byte for byte because the tarball records file mtimes, which change when an entry is
-imported into another store; the content digest (every file's path and sha256,
-``model.yaml`` with labels, metadata and creation time included) does not.
+the manifest and a :class:`ConflictError` otherwise.  Exports are not compared byte for
+byte because the tarball records file mtimes, which change when an entry is imported
+into another store; the content digest (every file's path and sha256, ``model.yaml``
+with labels, metadata and creation time included) does not.
 
 The export is stored under its own sha256 and the manifest names that file, so two
 pushes of one version that race never write different bytes to the same key: the
 loser's upload lands beside the winner's, whose manifest still matches its artifact.
 
 Credentials come from the standard AWS chain and the endpoint from boto3's standard
-``AWS_ENDPOINT_URL``.  The serving image imports this module at start-up, so it
-imports nothing but the standard library, boto3/botocore and bentoml.
+``AWS_ENDPOINT_URL``.  The serving image imports this module at start-up, so it imports
+nothing but the standard library, boto3/botocore, bentoml, pydantic and the
+standard-library-only ``training.artifacts`` and ``training.checksums``.
 """
 
 from __future__ import annotations
@@ -32,19 +33,21 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 import bentoml
 import boto3
 import boto3.exceptions
-from bentoml.exceptions import BentoMLException, NotFound
+from bentoml.exceptions import BentoMLException
+from bentoml.exceptions import NotFound as StoreEntryNotFound
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from training.artifacts import MODEL_NAME
+from training.artifacts import MODEL_NAME, ArtifactError, verify_artifacts
 from training.checksums import sha256_bytes, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -58,10 +61,10 @@ MIB: Final = 1024 * 1024
 DEFAULT_MULTIPART_THRESHOLD: Final = 64 * MIB
 # S3 rejects multipart parts below 5 MiB (except the last one).
 MIN_MULTIPART_CHUNKSIZE: Final = 5 * MIB
-DEFAULT_MAX_ATTEMPTS: Final = 5
+MAX_ATTEMPTS: Final = 5
 
 _NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_SHA256_RE: Final = re.compile(r"^[0-9a-f]{64}$")
+_SHA256_PATTERN: Final = r"^[0-9a-f]{64}$"
 _MISSING_KEY_CODES: Final = frozenset({"NoSuchKey", "404", "NotFound"})
 # Without s3:ListBucket (the service's task role) S3 answers a missing key with 403.
 _DENIED_CODES: Final = frozenset({"AccessDenied", "403", "Forbidden"})
@@ -71,44 +74,24 @@ class MirrorError(Exception):
     """Base of every error the mirror raises on purpose."""
 
 
-class InvalidS3UriError(MirrorError, ValueError):
-    """An ``s3://`` URI does not name a model version in the mirror layout."""
-
-
 class InvalidNameError(MirrorError, ValueError):
-    """A model name or version cannot be used as an S3 key segment."""
+    """A bucket, model name, version or ``s3://`` URI that names no place in the mirror."""
 
 
-class LocalModelNotFoundError(MirrorError):
-    """The model store entry to push does not exist."""
+class NotFoundError(MirrorError):
+    """No such version or champion in the mirror, or no such entry in the local store.
 
-
-class VersionNotFoundError(MirrorError):
-    """No complete version (no manifest) exists in the mirror, or its manifest is not readable.
-
-    A reader without ``s3:ListBucket`` gets AccessDenied for a missing key, so the two
-    cannot be told apart and are reported alike.
+    A reader without ``s3:ListBucket`` gets AccessDenied for a missing key, so a missing
+    version and an unreadable one are reported alike.
     """
 
 
-class ChampionNotSetError(MirrorError):
-    """The mirror has no champion pointer yet."""
+class ConflictError(MirrorError):
+    """The version exists with other content: in the mirror (push) or the local store (pull)."""
 
 
-class VersionConflictError(MirrorError):
-    """The version already exists in the mirror with different content."""
-
-
-class LocalStoreConflictError(MirrorError):
-    """The local store holds the version with content different from the mirror."""
-
-
-class ManifestError(MirrorError):
-    """A manifest or champion pointer is malformed."""
-
-
-class ArtifactIntegrityError(MirrorError):
-    """The downloaded artifact does not match its manifest (size, sha256 or content)."""
+class IntegrityError(MirrorError):
+    """An artifact, manifest or champion pointer fails its checks (schema, size, sha256)."""
 
 
 class S3AccessError(MirrorError):
@@ -125,11 +108,8 @@ def _check_name(kind: str, value: str) -> str:
     return value
 
 
-def artifact_filename(sha256: str) -> str:
-    """Content-addressed file name of an export: different bytes never share a key."""
-    if not _SHA256_RE.fullmatch(sha256):
-        raise InvalidNameError(f"invalid artifact sha256 {sha256!r}: expected 64 hex digits")
-    return f"model-{sha256}.bentomodel"
+def _check_version(version: str) -> str:
+    return _check_name("version", version)
 
 
 def _check_artifact_filename(filename: str) -> str:
@@ -137,6 +117,87 @@ def _check_artifact_filename(filename: str) -> str:
     if filename in (MANIFEST_FILENAME, CHAMPION_FILENAME):
         raise InvalidNameError(f"invalid artifact filename {filename!r}")
     return _check_name("artifact filename", filename)
+
+
+def artifact_filename(sha256: str) -> str:
+    """Content-addressed file name of an export: different bytes never share a key."""
+    if not re.fullmatch(_SHA256_PATTERN, sha256):
+        raise InvalidNameError(f"invalid artifact sha256 {sha256!r}: expected 64 hex digits")
+    return f"model-{sha256}.bentomodel"
+
+
+# Field types of the mirror's JSON documents; a name check's ValueError fails validation.
+Sha256 = Annotated[str, Field(pattern=_SHA256_PATTERN)]
+VersionName = Annotated[str, AfterValidator(_check_version)]
+ArtifactName = Annotated[str, AfterValidator(_check_artifact_filename)]
+
+
+class ArtifactRecord(BaseModel):
+    """The exported entry a manifest names: its key's file name, sha256 and size."""
+
+    model_config = ConfigDict(frozen=True)
+
+    filename: ArtifactName
+    sha256: Sha256
+    size: Annotated[int, Field(strict=True, ge=0)]
+
+
+class Manifest(BaseModel):
+    """What the mirror knows about one pushed version (``manifest.json``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = MANIFEST_SCHEMA_VERSION
+    tag: str
+    version: VersionName
+    artifact: ArtifactRecord
+    content_sha256: Sha256
+    files: dict[str, str] = {}
+    metrics: dict[str, Any] = {}
+    data_sha256: str | None = None
+    library_versions: dict[str, Any] = {}
+    created_at: str | None = None
+    git_commit: str | None = None
+    labels: dict[str, Any] = {}
+    bentoml_version: str | None = None
+    pushed_at: str | None = None
+
+    @model_validator(mode="after")
+    def _tag_carries_the_version(self) -> Manifest:
+        if self.tag.partition(":")[2] != self.version:
+            raise ValueError(f"tag {self.tag!r} does not carry version {self.version!r}")
+        return self
+
+
+class ChampionPointer(BaseModel):
+    """The champion pointer (``champion.json``): which complete version serves."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = MANIFEST_SCHEMA_VERSION
+    version: VersionName
+    tag: str
+    artifact_sha256: Sha256
+    promoted_at: str
+
+
+_Document = TypeVar("_Document", bound=BaseModel)
+
+
+def _parse(document: type[_Document], body: bytes, uri: str) -> _Document:
+    """Validate a JSON document of the mirror; IntegrityError naming every problem."""
+    try:
+        return document.model_validate_json(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'document'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise IntegrityError(f"malformed {uri}: {problems}") from None
+
+
+def _json_bytes(document: BaseModel) -> bytes:
+    return document.model_dump_json(indent=2).encode() + b"\n"
 
 
 @dataclass(frozen=True)
@@ -160,7 +221,7 @@ class MirrorLayout:
 
     def version_prefix(self, version: str) -> str:
         """Key prefix of one version (ends with '/')."""
-        return f"{self.model_root}{_check_name('version', version)}/"
+        return f"{self.model_root}{_check_version(version)}/"
 
     def artifact_key(self, version: str, filename: str) -> str:
         """Key of a version's exported model, ``filename`` as its manifest records it."""
@@ -179,33 +240,25 @@ class MirrorLayout:
         """``s3://`` URI of a version, as accepted by :func:`parse_s3_uri`."""
         return f"s3://{self.bucket}/{self.version_prefix(version)}"
 
-
-@dataclass(frozen=True)
-class ModelLocation:
-    """A layout plus one version: what an ``s3://`` model URI names."""
-
-    layout: MirrorLayout
-    version: str
+    def uri(self, key: str) -> str:
+        """``s3://`` URI of a key in the bucket."""
+        return f"s3://{self.bucket}/{key}"
 
 
-def parse_s3_uri(uri: str) -> ModelLocation:
+def parse_s3_uri(uri: str) -> tuple[MirrorLayout, str]:
     """Split ``s3://bucket/prefix/<model_name>/<version>/`` into layout and version."""
     scheme, sep, rest = uri.partition("://")
-    if scheme != "s3" or not sep:
-        raise InvalidS3UriError(f"not an s3:// URI: {uri!r}")
     bucket, _, path = rest.partition("/")
     parts = [part for part in path.split("/") if part]
-    if not bucket or len(parts) < 2:
-        raise InvalidS3UriError(
+    if scheme != "s3" or not sep or not bucket or len(parts) < 2:
+        raise InvalidNameError(
             f"expected s3://<bucket>/<prefix>/<model_name>/<version>/, got {uri!r}"
         )
     *prefix_parts, model_name, version = parts
     try:
-        layout = MirrorLayout(bucket, "/".join(prefix_parts), model_name)
-        _check_name("version", version)
+        return MirrorLayout(bucket, "/".join(prefix_parts), model_name), _check_version(version)
     except InvalidNameError as exc:
-        raise InvalidS3UriError(f"{exc} in {uri!r}") from None
-    return ModelLocation(layout, version)
+        raise InvalidNameError(f"{exc} in {uri!r}") from None
 
 
 def directory_digest(root: str | os.PathLike[str]) -> tuple[str, dict[str, str]]:
@@ -225,92 +278,6 @@ def directory_digest(root: str | os.PathLike[str]) -> tuple[str, dict[str, str]]
 
 
 @dataclass(frozen=True)
-class Manifest:
-    """What the mirror knows about one pushed version (``manifest.json``)."""
-
-    tag: str
-    version: str
-    artifact_sha256: str
-    artifact_size: int
-    content_sha256: str
-    artifact_filename: str
-    files: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    data_sha256: str | None = None
-    library_versions: dict[str, Any] = field(default_factory=dict)
-    created_at: str | None = None
-    git_commit: str | None = None
-    labels: dict[str, Any] = field(default_factory=dict)
-    bentoml_version: str | None = None
-    pushed_at: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document stored in S3."""
-        return {
-            "schema_version": MANIFEST_SCHEMA_VERSION,
-            "tag": self.tag,
-            "version": self.version,
-            "artifact": {
-                "filename": self.artifact_filename,
-                "sha256": self.artifact_sha256,
-                "size": self.artifact_size,
-            },
-            "content_sha256": self.content_sha256,
-            "files": self.files,
-            "metrics": self.metrics,
-            "data_sha256": self.data_sha256,
-            "library_versions": self.library_versions,
-            "created_at": self.created_at,
-            "git_commit": self.git_commit,
-            "labels": self.labels,
-            "bentoml_version": self.bentoml_version,
-            "pushed_at": self.pushed_at,
-        }
-
-    @classmethod
-    def from_dict(cls, doc: Any) -> Manifest:
-        """Validate and read a manifest document; raise ManifestError when malformed."""
-        try:
-            artifact = doc["artifact"]
-            manifest = cls(
-                tag=str(doc["tag"]),
-                version=str(doc["version"]),
-                artifact_sha256=str(artifact["sha256"]),
-                artifact_size=artifact["size"],
-                content_sha256=str(doc["content_sha256"]),
-                artifact_filename=str(artifact["filename"]),
-                files=dict(doc.get("files") or {}),
-                metrics=dict(doc.get("metrics") or {}),
-                data_sha256=doc.get("data_sha256"),
-                library_versions=dict(doc.get("library_versions") or {}),
-                created_at=doc.get("created_at"),
-                git_commit=doc.get("git_commit"),
-                labels=dict(doc.get("labels") or {}),
-                bentoml_version=doc.get("bentoml_version"),
-                pushed_at=doc.get("pushed_at"),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ManifestError(f"malformed manifest: missing or invalid {exc}") from None
-        if not (
-            _SHA256_RE.fullmatch(manifest.artifact_sha256)
-            and _SHA256_RE.fullmatch(manifest.content_sha256)
-        ):
-            raise ManifestError("malformed manifest: sha256 fields must be 64 hex digits")
-        if type(manifest.artifact_size) is not int or manifest.artifact_size < 0:
-            raise ManifestError("malformed manifest: artifact size must be a whole number")
-        try:
-            _check_artifact_filename(manifest.artifact_filename)
-        except InvalidNameError as exc:
-            raise ManifestError(f"malformed manifest: {exc}") from None
-        if manifest.tag != f"{manifest.tag.partition(':')[0]}:{manifest.version}":
-            raise ManifestError(
-                f"malformed manifest: tag {manifest.tag!r} does not carry version "
-                f"{manifest.version!r}"
-            )
-        return manifest
-
-
-@dataclass(frozen=True)
 class PushResult:
     """Outcome of :func:`push`: where the version lives and whether bytes were uploaded."""
 
@@ -323,18 +290,14 @@ class PushResult:
 class VersionInfo:
     """One complete version in the mirror, as :func:`list_versions` reports it."""
 
-    version: str
-    tag: str
-    created_at: str | None
-    metrics: dict[str, Any]
-    artifact_size: int
+    manifest: Manifest
     is_champion: bool
 
 
-def make_s3_client(*, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Any:
-    """An S3 client from the standard AWS chain; ``max_attempts`` tries in all, with backoff."""
+def make_s3_client() -> Any:
+    """An S3 client from the standard AWS chain that retries transient failures."""
     config = Config(
-        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         connect_timeout=10,
         read_timeout=60,
     )
@@ -342,12 +305,16 @@ def make_s3_client(*, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Any:
 
 
 def _transfer_config(multipart_threshold: int) -> TransferConfig:
-    if multipart_threshold < 1:
-        raise ValueError("multipart_threshold must be positive")
     return TransferConfig(
         multipart_threshold=multipart_threshold,
         multipart_chunksize=max(multipart_threshold, MIN_MULTIPART_CHUNKSIZE),
     )
+
+
+def _code(exc: ClientError) -> str | None:
+    """S3's error code of a failed call (e.g. NoSuchKey, AccessDenied, PreconditionFailed)."""
+    code = exc.response.get("Error", {}).get("Code")
+    return None if code is None else str(code)
 
 
 @contextlib.contextmanager
@@ -363,48 +330,32 @@ def _s3_errors(action: str) -> Iterator[None]:
         raise S3AccessError(f"{action}: {exc}") from exc
 
 
-def _code(exc: ClientError) -> str | None:
-    """S3's error code of a failed call (e.g. NoSuchKey, AccessDenied, PreconditionFailed)."""
-    code = exc.response.get("Error", {}).get("Code")
-    return None if code is None else str(code)
-
-
-def _get_json(client: Any, bucket: str, key: str) -> Any | None:
-    """Read a small JSON object; None when the key does not exist."""
-    with _s3_errors(f"reading s3://{bucket}/{key}"):
+def _get(client: Any, layout: MirrorLayout, key: str) -> bytes | None:
+    """A small object's bytes; None when the key does not exist."""
+    with _s3_errors(f"reading {layout.uri(key)}"):
         try:
-            response = client.get_object(Bucket=bucket, Key=key)
+            response = client.get_object(Bucket=layout.bucket, Key=key)
         except ClientError as exc:
             if _code(exc) in _MISSING_KEY_CODES:
                 return None
             raise
-        body = response["Body"].read()
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise ManifestError(f"s3://{bucket}/{key} is not valid JSON") from None
-
-
-def _json_bytes(doc: Mapping[str, Any]) -> bytes:
-    return json.dumps(doc, indent=2, sort_keys=True, default=str).encode() + b"\n"
+        return bytes(response["Body"].read())
 
 
 def _read_manifest(client: Any, layout: MirrorLayout, version: str) -> Manifest | None:
-    doc = _get_json(client, layout.bucket, layout.manifest_key(version))
-    if doc is None:
+    key = layout.manifest_key(version)
+    body = _get(client, layout, key)
+    if body is None:
         return None
-    manifest = Manifest.from_dict(doc)
+    manifest = _parse(Manifest, body, layout.uri(key))
     expected_tag = f"{layout.model_name}:{version}"
     if manifest.tag != expected_tag:
-        raise ManifestError(
-            f"manifest at {layout.version_uri(version)} names {manifest.tag!r}, "
-            f"expected {expected_tag!r}"
-        )
+        raise IntegrityError(f"{layout.uri(key)} names {manifest.tag!r}, expected {expected_tag!r}")
     return manifest
 
 
 def _require_manifest(client: Any, layout: MirrorLayout, version: str) -> Manifest:
-    """The version's manifest; VersionNotFoundError when it is missing or access is denied."""
+    """The version's manifest; NotFoundError when it is missing or access is denied."""
     try:
         manifest = _read_manifest(client, layout, version)
     except S3AccessError as exc:
@@ -412,41 +363,35 @@ def _require_manifest(client: Any, layout: MirrorLayout, version: str) -> Manife
         # 403s (InvalidAccessKeyId, SignatureDoesNotMatch) are credential problems.
         if exc.code not in _DENIED_CODES:
             raise
-        raise VersionNotFoundError(_version_not_found(layout, version)) from exc
+        manifest = None
     if manifest is None:
-        raise VersionNotFoundError(_version_not_found(layout, version))
+        raise NotFoundError(
+            f"version {version!r} not found or not readable at {layout.version_uri(version)} "
+            f"(no readable {layout.uri(layout.manifest_key(version))}; "
+            "without s3:ListBucket S3 reports a missing key as AccessDenied)"
+        )
     return manifest
 
 
-def _version_not_found(layout: MirrorLayout, version: str) -> str:
-    return (
-        f"version {version!r} not found or not readable at {layout.version_uri(version)} "
-        f"(no readable s3://{layout.bucket}/{layout.manifest_key(version)}; "
-        "without s3:ListBucket S3 reports a missing key as AccessDenied)"
-    )
-
-
 def _read_champion(client: Any, layout: MirrorLayout) -> str | None:
-    doc = _get_json(client, layout.bucket, layout.champion_key)
-    if doc is None:
+    body = _get(client, layout, layout.champion_key)
+    if body is None:
         return None
-    version = doc.get("version") if isinstance(doc, dict) else None
-    if not isinstance(version, str):
-        raise ManifestError(f"s3://{layout.bucket}/{layout.champion_key} names no version")
-    return _check_name("version", version)
+    return _parse(ChampionPointer, body, layout.uri(layout.champion_key)).version
 
 
-def champion_version(
-    bucket: str, prefix: str, *, model_name: str = MODEL_NAME, s3_client: Any = None
-) -> str:
-    """The version the champion pointer names; ChampionNotSetError when there is none."""
-    layout = MirrorLayout(bucket, prefix, model_name)
-    version = _read_champion(s3_client or make_s3_client(), layout)
+def _require_champion(client: Any, layout: MirrorLayout) -> str:
+    version = _read_champion(client, layout)
     if version is None:
-        raise ChampionNotSetError(
-            f"no champion at s3://{layout.bucket}/{layout.champion_key}; promote a version first"
+        raise NotFoundError(
+            f"no champion at {layout.uri(layout.champion_key)}; promote a version first"
         )
     return version
+
+
+def champion_version(bucket: str, prefix: str, *, s3_client: Any = None) -> str:
+    """The version the champion pointer names; NotFoundError when there is none."""
+    return _require_champion(s3_client or make_s3_client(), MirrorLayout(bucket, prefix))
 
 
 def _utc_now() -> str:
@@ -456,28 +401,27 @@ def _utc_now() -> str:
 def _local_model(tag: str) -> bentoml.Model:
     try:
         return bentoml.models.get(tag)
-    except NotFound:
-        raise LocalModelNotFoundError(f"model {tag!r} is not in the local BentoML store") from None
+    except StoreEntryNotFound:
+        raise NotFoundError(f"model {tag!r} is not in the local BentoML store") from None
 
 
 def _build_manifest(
     model: bentoml.Model, artifact: Path, content_sha256: str, files: dict[str, str]
 ) -> Manifest:
     metadata: Mapping[str, Any] = model.info.metadata or {}
-    created_at = metadata.get("created_at") or model.creation_time.isoformat()
-    artifact_sha256 = sha256_file(artifact)
+    sha256 = sha256_file(artifact)
     return Manifest(
         tag=str(model.tag),
         version=str(model.tag.version),
-        artifact_sha256=artifact_sha256,
-        artifact_size=artifact.stat().st_size,
+        artifact=ArtifactRecord(
+            filename=artifact_filename(sha256), sha256=sha256, size=artifact.stat().st_size
+        ),
         content_sha256=content_sha256,
-        artifact_filename=artifact_filename(artifact_sha256),
         files=files,
         metrics=dict(metadata.get("metrics") or {}),
         data_sha256=metadata.get("data_sha256"),
         library_versions=dict(metadata.get("library_versions") or {}),
-        created_at=str(created_at),
+        created_at=str(metadata.get("created_at") or model.creation_time.isoformat()),
         git_commit=metadata.get("git_commit"),
         labels=dict(model.info.labels or {}),
         bentoml_version=model.info.context.bentoml_version,
@@ -487,7 +431,7 @@ def _build_manifest(
 
 def _compare_existing(existing: Manifest, content_sha256: str, uri: str) -> None:
     if existing.content_sha256 != content_sha256:
-        raise VersionConflictError(
+        raise ConflictError(
             f"{existing.tag} already exists at {uri} with different content "
             f"(mirror {existing.content_sha256[:12]}, local {content_sha256[:12]}); "
             "versions are immutable, train a new version instead"
@@ -502,8 +446,12 @@ def push(
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
     s3_client: Any = None,
 ) -> PushResult:
-    """Export a model store entry and upload it with its manifest (immutable, idempotent)."""
+    """Export a verified model store entry and upload it with its manifest (immutable)."""
     model = _local_model(tag)
+    try:
+        verify_artifacts(model)
+    except ArtifactError as exc:
+        raise IntegrityError(f"refusing to push {exc}") from None
     version = str(model.tag.version)
     layout = MirrorLayout(bucket, prefix, model.tag.name)
     uri = layout.version_uri(version)
@@ -522,8 +470,8 @@ def push(
         )
         manifest = _build_manifest(model, artifact, content_sha256, files)
         # A content-addressed key: a racing pusher's different bytes go to another key.
-        artifact_key = layout.artifact_key(version, manifest.artifact_filename)
-        with _s3_errors(f"uploading {artifact_key}"):
+        artifact_key = layout.artifact_key(version, manifest.artifact.filename)
+        with _s3_errors(f"uploading {layout.uri(artifact_key)}"):
             client.upload_file(
                 str(artifact),
                 layout.bucket,
@@ -535,12 +483,13 @@ def push(
     # The manifest goes last and only if absent, so a version becomes visible once,
     # complete; a concurrent pusher that wins the race is compared like any other, and
     # our artifact, under its own key, is left unreferenced beside the winner's.
+    manifest_key = layout.manifest_key(version)
     try:
-        with _s3_errors(f"writing {layout.manifest_key(version)}"):
+        with _s3_errors(f"writing {layout.uri(manifest_key)}"):
             client.put_object(
                 Bucket=layout.bucket,
-                Key=layout.manifest_key(version),
-                Body=_json_bytes(manifest.to_dict()),
+                Key=manifest_key,
+                Body=_json_bytes(manifest),
                 ContentType="application/json",
                 IfNoneMatch="*",
             )
@@ -550,39 +499,38 @@ def push(
         winner = _require_manifest(client, layout, version)
         _compare_existing(winner, content_sha256, uri)
         return PushResult(uri, winner, uploaded=False)
-    logger.info("pushed %s to %s (%d bytes)", model.tag, uri, manifest.artifact_size)
+    logger.info("pushed %s to %s (%d bytes)", model.tag, uri, manifest.artifact.size)
     return PushResult(uri, manifest, uploaded=True)
 
 
-def _check_local_copy(tag: str, manifest: Manifest) -> bool:
-    """True when the local store already holds the manifest's content under ``tag``."""
+def _holds_locally(manifest: Manifest) -> bool:
+    """True when the local store holds the manifest's content; ConflictError for other."""
     try:
-        local = bentoml.models.get(tag)
-    except NotFound:
+        local = bentoml.models.get(manifest.tag)
+    except StoreEntryNotFound:
         return False
     digest, _ = directory_digest(local.path)
     if digest != manifest.content_sha256:
-        raise LocalStoreConflictError(
-            f"local store already holds {tag} with different content "
+        raise ConflictError(
+            f"local store already holds {manifest.tag} with different content "
             f"(local {digest[:12]}, mirror {manifest.content_sha256[:12]}); "
-            f"delete it with `bentoml models delete {tag}` to pull the mirrored one"
+            f"delete it with `bentoml models delete {manifest.tag}` to pull the mirrored one"
         )
     return True
 
 
 def _verify_download(path: Path, manifest: Manifest, uri: str) -> None:
     size = path.stat().st_size
-    if size != manifest.artifact_size:
-        raise ArtifactIntegrityError(
-            f"{uri}{manifest.artifact_filename} is {size} bytes, "
-            f"manifest says {manifest.artifact_size}; "
+    if size != manifest.artifact.size:
+        raise IntegrityError(
+            f"{uri} is {size} bytes, manifest says {manifest.artifact.size}; "
             "refusing to import (truncated or replaced object)"
         )
     sha256 = sha256_file(path)
-    if sha256 != manifest.artifact_sha256:
-        raise ArtifactIntegrityError(
-            f"{uri}{manifest.artifact_filename} has sha256 {sha256[:12]}…, manifest says "
-            f"{manifest.artifact_sha256[:12]}…; refusing to import (corrupted or replaced object)"
+    if sha256 != manifest.artifact.sha256:
+        raise IntegrityError(
+            f"{uri} has sha256 {sha256[:12]}…, manifest says {manifest.artifact.sha256[:12]}…; "
+            "refusing to import (corrupted or replaced object)"
         )
 
 
@@ -591,15 +539,15 @@ def _import_verified(path: Path, manifest: Manifest, uri: str) -> None:
         imported = bentoml.models.import_model(str(path))
     except BentoMLException:
         # Another process (e.g. a second service worker) imported it meanwhile.
-        if _check_local_copy(manifest.tag, manifest):
+        if _holds_locally(manifest):
             return
         raise
     digest, _ = directory_digest(imported.path)
     if str(imported.tag) != manifest.tag or digest != manifest.content_sha256:
         bentoml.models.delete(imported.tag)
-        raise ArtifactIntegrityError(
-            f"{uri}{manifest.artifact_filename} unpacked to {imported.tag} with content "
-            f"{digest[:12]}, manifest says {manifest.tag} / {manifest.content_sha256[:12]}"
+        raise IntegrityError(
+            f"{uri} unpacked to {imported.tag} with content {digest[:12]}, "
+            f"manifest says {manifest.tag} / {manifest.content_sha256[:12]}"
         )
 
 
@@ -622,107 +570,78 @@ def pull(
     layout = MirrorLayout(bucket, prefix, model_name)
     client = s3_client or make_s3_client()
     if version is None:
-        version = champion_version(bucket, prefix, model_name=model_name, s3_client=client)
-    uri = layout.version_uri(version)
+        version = _require_champion(client, layout)
     manifest = _require_manifest(client, layout, version)
-    if _check_local_copy(manifest.tag, manifest):
+    if _holds_locally(manifest):
         logger.info("%s is already in the local store", manifest.tag)
         return manifest.tag
 
     if work_dir is not None:
         os.makedirs(work_dir, exist_ok=True)
+    artifact_key = layout.artifact_key(version, manifest.artifact.filename)
     with tempfile.TemporaryDirectory(prefix="wineq-pull-", dir=work_dir) as tmp:
         artifact = Path(tmp) / ARTIFACT_FILENAME
-        artifact_key = layout.artifact_key(version, manifest.artifact_filename)
-        with _s3_errors(f"downloading {artifact_key}"):
+        with _s3_errors(f"downloading {layout.uri(artifact_key)}"):
             client.download_file(
                 layout.bucket,
                 artifact_key,
                 str(artifact),
                 Config=_transfer_config(multipart_threshold),
             )
-        _verify_download(artifact, manifest, uri)
-        _import_verified(artifact, manifest, uri)
-    logger.info("pulled %s from %s", manifest.tag, uri)
+        _verify_download(artifact, manifest, layout.uri(artifact_key))
+        _import_verified(artifact, manifest, layout.uri(artifact_key))
+    logger.info("pulled %s from %s", manifest.tag, layout.version_uri(version))
     return manifest.tag
 
 
 def pull_from_uri(uri: str, *, work_dir: str | os.PathLike[str] | None = None) -> str:
     """Pull the version an ``s3://…/<model_name>/<version>/`` URI names; returns its tag."""
-    location = parse_s3_uri(uri)
+    layout, version = parse_s3_uri(uri)
     return pull(
-        location.layout.bucket,
-        location.layout.prefix,
-        location.version,
-        model_name=location.layout.model_name,
-        work_dir=work_dir,
+        layout.bucket, layout.prefix, version, model_name=layout.model_name, work_dir=work_dir
     )
 
 
-def promote(
-    bucket: str,
-    prefix: str,
-    version: str,
-    *,
-    model_name: str = MODEL_NAME,
-    s3_client: Any = None,
-) -> Manifest:
+def promote(bucket: str, prefix: str, version: str, *, s3_client: Any = None) -> Manifest:
     """Point the champion at a complete version (one whose manifest exists)."""
-    layout = MirrorLayout(bucket, prefix, model_name)
+    layout = MirrorLayout(bucket, prefix)
     client = s3_client or make_s3_client()
     manifest = _require_manifest(client, layout, version)
-    pointer = {
-        "schema_version": MANIFEST_SCHEMA_VERSION,
-        "version": version,
-        "tag": manifest.tag,
-        "artifact_sha256": manifest.artifact_sha256,
-        "promoted_at": _utc_now(),
-    }
-    with _s3_errors(f"writing {layout.champion_key}"):
+    pointer = ChampionPointer(
+        version=version,
+        tag=manifest.tag,
+        artifact_sha256=manifest.artifact.sha256,
+        promoted_at=_utc_now(),
+    )
+    with _s3_errors(f"writing {layout.uri(layout.champion_key)}"):
         client.put_object(
             Bucket=layout.bucket,
             Key=layout.champion_key,
             Body=_json_bytes(pointer),
             ContentType="application/json",
         )
-    logger.info("champion of s3://%s/%s is now %s", bucket, layout.model_root, version)
+    logger.info("champion of %s is now %s", layout.uri(layout.model_root), version)
     return manifest
 
 
-def _list_version_names(client: Any, layout: MirrorLayout) -> list[str]:
-    names: list[str] = []
-    with _s3_errors(f"listing s3://{layout.bucket}/{layout.model_root}"):
-        paginator = client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=layout.bucket, Prefix=layout.model_root, Delimiter="/")
-        for page in pages:
-            for common in page.get("CommonPrefixes", []):
-                name = str(common["Prefix"])[len(layout.model_root) :].rstrip("/")
-                if _NAME_RE.fullmatch(name):
-                    names.append(name)
-    return names
-
-
-def list_versions(
-    bucket: str, prefix: str, *, model_name: str = MODEL_NAME, s3_client: Any = None
-) -> list[VersionInfo]:
-    """Complete versions in the mirror, oldest first, with metrics and the champion flag."""
-    layout = MirrorLayout(bucket, prefix, model_name)
+def list_versions(bucket: str, prefix: str, *, s3_client: Any = None) -> list[VersionInfo]:
+    """Complete versions in the mirror, oldest first, each with the champion flag."""
+    layout = MirrorLayout(bucket, prefix)
     client = s3_client or make_s3_client()
     champion = _read_champion(client, layout)
-    infos: list[VersionInfo] = []
-    for name in _list_version_names(client, layout):
-        manifest = _read_manifest(client, layout, name)
-        if manifest is None:  # an interrupted push: not a version
-            continue
-        infos.append(
-            VersionInfo(
-                version=name,
-                tag=manifest.tag,
-                created_at=manifest.created_at,
-                metrics=manifest.metrics,
-                artifact_size=manifest.artifact_size,
-                is_champion=name == champion,
-            )
+    manifests: list[Manifest] = []
+    with _s3_errors(f"listing {layout.uri(layout.model_root)}"):
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=layout.bucket, Prefix=layout.model_root, Delimiter="/"
         )
-    infos.sort(key=lambda info: (info.created_at or "", info.version))
-    return infos
+        names = [
+            str(common["Prefix"])[len(layout.model_root) :].rstrip("/")
+            for page in pages
+            for common in page.get("CommonPrefixes", [])
+        ]
+    for name in filter(_NAME_RE.fullmatch, names):
+        manifest = _read_manifest(client, layout, name)
+        if manifest is not None:  # None: an interrupted push, not a version
+            manifests.append(manifest)
+    manifests.sort(key=lambda m: (m.created_at or "", m.version))
+    return [VersionInfo(m, is_champion=m.version == champion) for m in manifests]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from training.artifacts import MODEL_NAME
 from training.data import WineData, load_wine_data
 from training.settings import TrainingSettings
 from training.validate import ValidationReport, validate_frame
@@ -76,7 +77,6 @@ def train_and_save(
     logger.info("exporting to ONNX")
     onnx_model = to_onnx(forest)
     return save_model(
-        name=settings.model_name,
         forest=forest,
         onnx_model=onnx_model,
         frame=frame,
@@ -91,7 +91,7 @@ def ensure_model(settings: TrainingSettings) -> tuple[str, bool]:
     """The newest entry's tag, training one first if the store has none; (tag, trained)."""
     from training.store import latest_model_tag
 
-    existing = latest_model_tag(settings.model_name)
+    existing = latest_model_tag(MODEL_NAME)
     if existing is not None:
         return existing, False
     return train_and_save(settings), True

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from training.artifacts import MODEL_NAME
-from training.envvars import TRAINING_PREFIX
+from training.envvars import TRAINING_PREFIX, reject_unknown
 
 UCI_BASE_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/wine-quality"
 
 
-class TrainingSettings(BaseSettings):
-    """Where the data comes from, how the forest is trained and where models are mirrored."""
+class InvalidSettingError(ValueError):
+    """A ``WINEQ_TRAIN_*`` variable holds a value its setting does not accept."""
 
+
+class TrainingSettings(BaseSettings):
+    """Where the data comes from, how the forest is trained and where models are mirrored.
+
+    Commands read it with :meth:`from_env`; keyword construction (tests, benchmarks)
+    still fills the other fields from the environment but refuses unknown keywords.
+    """
+
+    # "forbid" catches a misspelt keyword; a misspelt variable is from_env's to catch,
+    # since pydantic-settings reads only the variables it knows.
     model_config = SettingsConfigDict(
-        env_prefix=TRAINING_PREFIX, extra="ignore", frozen=True, env_ignore_empty=True
+        env_prefix=TRAINING_PREFIX, extra="forbid", frozen=True, env_ignore_empty=True
     )
 
     data_dir: Path | None = Field(
@@ -29,12 +38,8 @@ class TrainingSettings(BaseSettings):
     cache_dir: Path = Field(
         Path.home() / ".cache" / "wineq", description="Where downloaded CSVs are cached."
     )
-    model_name: str = Field(MODEL_NAME, description="BentoML model store name.")
-    # Forest size is serving memory and start-up CPU: ONNX Runtime holds about 0.6 KB per
-    # node of the compact export, so 300 fully grown trees would leave a 512 MB task ~75 MB
-    # for everything else.  60 trees with leaves of at least 3 rows score within a point of
-    # them under the leakage-free protocol with an eighth of the nodes (docs/benchmarks.md,
-    # "Forest size", `make bench-forest`).
+    # Forest size is serving memory and start-up CPU: the default is the smallest forest
+    # that scores like a large one (docs/benchmarks.md, "Forest size", `make bench-forest`).
     n_estimators: int = Field(60, ge=1, description="Trees in the forest.")
     max_depth: int | None = Field(None, ge=1, description="Deepest tree; None grows fully.")
     min_samples_leaf: int = Field(3, ge=1, description="Fewest samples in a leaf.")
@@ -45,3 +50,17 @@ class TrainingSettings(BaseSettings):
     n_jobs: int = Field(-1, description="Parallel jobs for fitting (-1: all cores).")
     s3_bucket: str | None = Field(None, description="Bucket of the S3 model mirror.")
     s3_prefix: str = Field("models", description="Key prefix of the S3 model mirror.")
+
+    @classmethod
+    def from_env(cls) -> TrainingSettings:
+        """The settings of one command; an unknown or invalid ``WINEQ_TRAIN_*`` stops it."""
+        reject_unknown(TRAINING_PREFIX, cls.model_fields)
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{TRAINING_PREFIX}{str(error['loc'][0]).upper()}={error['input']!r}: "
+                f"{error['msg']}"
+                for error in exc.errors()
+            )
+            raise InvalidSettingError(f"invalid setting: {problems}") from None

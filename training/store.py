@@ -1,6 +1,7 @@
 """The BentoML model store entry: the contract between training and the service.
 
-One entry ``<model_name>:<version>`` holds two files and describes itself in metadata:
+One entry ``wine_quality:<version>`` (``MODEL_NAME``) holds two files and describes itself
+in metadata:
 
 - ``model.onnx``: the forest in ONNX (input ``input`` float32 [None, 12], outputs
   ``label`` int64 [None] and ``probabilities`` float32 [None, n_classes]).
@@ -21,16 +22,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
-from training.artifacts import (
-    ARTIFACT_FILENAMES,
-    JOBLIB_FILENAME,
-    ONNX_FILENAME,
-)
-from training.checksums import sha256_bytes, sha256_file
+from training.artifacts import JOBLIB_FILENAME, MODEL_NAME, ONNX_FILENAME, verify_artifacts
+from training.checksums import sha256_bytes
 from training.features import FEATURE_NAMES, MODEL_COLUMNS, WINE_TYPES
 
 if TYPE_CHECKING:
-    from bentoml import Model
     from sklearn.ensemble import RandomForestClassifier
 
 STAGE_CANDIDATE: Final = "candidate"
@@ -46,13 +42,9 @@ METADATA_KEYS: Final[tuple[str, ...]] = (
     "git_commit",
     "created_at",
 )
-# zlib level 3 shrinks a 300-tree forest about sixfold for about a second more to load.
+# zlib level 3: a several times smaller file for little extra load time.
 JOBLIB_COMPRESS: Final = ("zlib", 3)
 GIT_TIMEOUT_S: Final = 5.0
-
-
-class ArtifactError(Exception):
-    """A model store entry is missing a file or a file does not match its recorded sha256."""
 
 
 def feature_ranges(frame: pd.DataFrame) -> dict[str, list[float]]:
@@ -144,7 +136,6 @@ def model_labels() -> dict[str, str]:
 
 def save_model(
     *,
-    name: str,
     forest: RandomForestClassifier,
     onnx_model: bytes,
     frame: pd.DataFrame,
@@ -169,7 +160,7 @@ def save_model(
         hyperparameters=hyperparameters,
         extra=extra_metadata,
     )
-    with bentoml.models.create(name=name, labels=model_labels(), metadata=metadata) as model:
+    with bentoml.models.create(name=MODEL_NAME, labels=model_labels(), metadata=metadata) as model:
         for filename, data in payloads.items():
             Path(model.path_of(filename)).write_bytes(data)
     return str(model.tag)
@@ -186,45 +177,21 @@ def latest_model_tag(name: str) -> str | None:
         return None
 
 
-def get_model(tag: str) -> Model:
-    """The store entry for a tag (``name:version`` or ``name:latest``)."""
+def _verified_files(tag: str) -> dict[str, Path]:
+    """The entry's artifact paths, once every file matches its recorded sha256."""
     import bentoml
 
-    model: Model = bentoml.models.get(tag)
-    return model
-
-
-def verify_artifacts(model: Model) -> None:
-    """Raise ArtifactError unless every recorded artifact exists and matches its sha256."""
-    recorded = model.info.metadata.get("artifacts")
-    if not isinstance(recorded, Mapping) or set(recorded) != set(ARTIFACT_FILENAMES):
-        raise ArtifactError(
-            f"{model.tag}: metadata 'artifacts' must record sha256 of {list(ARTIFACT_FILENAMES)}"
-        )
-    artifacts = {str(filename): str(digest) for filename, digest in recorded.items()}
-    for filename, expected in artifacts.items():
-        path = Path(model.path_of(filename))
-        if not path.is_file():
-            raise ArtifactError(f"{model.tag}: {filename} is missing")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ArtifactError(
-                f"{model.tag}: {filename} has sha256 {actual}, metadata records {expected}"
-            )
+    return verify_artifacts(bentoml.models.get(tag))
 
 
 def load_sklearn(tag: str) -> RandomForestClassifier:
     """Load the entry's sklearn forest after verifying its artifacts."""
     import joblib
 
-    model = get_model(tag)
-    verify_artifacts(model)
-    forest: RandomForestClassifier = joblib.load(model.path_of(JOBLIB_FILENAME))
+    forest: RandomForestClassifier = joblib.load(_verified_files(tag)[JOBLIB_FILENAME])
     return forest
 
 
 def onnx_path(tag: str) -> Path:
     """Path of the entry's verified ONNX file."""
-    model = get_model(tag)
-    verify_artifacts(model)
-    return Path(model.path_of(ONNX_FILENAME))
+    return _verified_files(tag)[ONNX_FILENAME]

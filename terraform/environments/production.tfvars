@@ -10,8 +10,10 @@ image_tag = "CHANGE-ME-bootstrap-tag"
 min_tasks = 2
 max_tasks = 4
 
+# A production plan is refused without both (or the allow_production_without_* waiver).
 domain_name    = null # e.g. "wine.example.com"
 hosted_zone_id = null # its Route 53 zone
+alarm_email    = null # e.g. "oncall@example.com"
 
-alarm_email        = null # e.g. "oncall@example.com"
-nat_gateway_per_az = false
+# "private" puts the tasks behind a NAT gateway (fixed egress addresses; README "Cost").
+network_profile = "public"

@@ -11,7 +11,10 @@ image_tag = "CHANGE-ME-bootstrap-tag"
 min_tasks = 1
 max_tasks = 2
 
+# Staging shows the web UI and /metrics through the ALB; narrow this to your office or
+# VPN ranges. Production leaves it empty: only /predict* and the health routes.
+operator_cidrs = ["0.0.0.0/0"]
+
 # Staging is torn down often.
 alb_deletion_protection = false
-container_insights      = false
 log_retention_days      = 14

@@ -28,16 +28,14 @@ def test_terraform_model_prefix_and_task_role_read_match_the_mirror_layout(
     terraform: Terraform,
 ) -> None:
     # The defaults the trainer pushes with (environment overrides left out on purpose).
-    fields = TrainingSettings.model_fields
     layout = mirror.MirrorLayout(
-        "bucket", fields["s3_prefix"].default, fields["model_name"].default
+        "bucket", TrainingSettings.model_fields["s3_prefix"].default, MODEL_NAME
     )
-    assert layout.model_name == MODEL_NAME
 
     model_prefix = _expand_locals(terraform, terraform.locals["model_prefix"])
     assert f"{model_prefix}/" == layout.model_root, (
         f"terraform local.model_prefix is {model_prefix!r}, the mirror writes under "
-        f"{layout.model_root!r} (training/settings.py s3_prefix and model_name)"
+        f"{layout.model_root!r} (training/settings.py s3_prefix, training/artifacts.py MODEL_NAME)"
     )
 
     statements = terraform.data["aws_iam_policy_document"]["task"]["statement"]

@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
+from bento.schemas import PredictRequest
 from tests.infra.conftest import WORKFLOWS_DIR, iter_steps, load_workflow, workflow_files
 
 PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+STRICT_BASH = re.compile(r"^bash\b.*(-\w*e\w*o pipefail|-o pipefail)")
+BUILD_COMMANDS = ("bentoml build", "bentoml containerize", "docker build", "make build")
 VERSION_COMMENT = re.compile(r"uses:\s*\S+@[0-9a-f]{40}\s+#\s*v\d+(\.\d+){0,2}\s*$")
 
 
@@ -23,6 +26,19 @@ def _run_text(workflow: dict[str, Any], job: str | None = None) -> str:
     return "\n".join(
         str(step.get("run", "")) for job_id, step in iter_steps(workflow) if job in (None, job_id)
     )
+
+
+def _steps(workflow: dict[str, Any], job: str) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = workflow["jobs"][job]["steps"]
+    return steps
+
+
+def _step(workflow: dict[str, Any], job: str, key: str, needle: str) -> tuple[int, dict[str, Any]]:
+    """Index and body of the first step of ``job`` whose ``key`` contains ``needle``."""
+    for index, step in enumerate(_steps(workflow, job)):
+        if needle in str(step.get(key, "")):
+            return index, step
+    raise AssertionError(f"{job} has no step whose {key} contains {needle!r}")
 
 
 def _uses(workflow: dict[str, Any], job: str) -> list[str]:
@@ -77,6 +93,18 @@ def test_no_stored_aws_keys_and_no_persisted_git_credentials(path: Path) -> None
             assert step["with"]["persist-credentials"] is False
 
 
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
+def test_shell_steps_run_with_pipefail(path: Path) -> None:
+    workflow = load_workflow(path)
+    shell = workflow["defaults"]["run"]["shell"]
+    assert STRICT_BASH.match(shell), f"{path.name}: defaults.run.shell must set -e and pipefail"
+    assert "{0}" in shell
+    assert re.search(r"-\w*u", shell), "unset variables are errors too"
+    for job_id, step in iter_steps(workflow):
+        # A step-level shell would escape the default.
+        assert "shell" not in step or STRICT_BASH.match(step["shell"]), f"{job_id}: {step}"
+
+
 def test_ci_runs_lint_tests_build_and_scans() -> None:
     ci = load_workflow(WORKFLOWS_DIR / "ci.yml")
     assert {"pull_request", "push"} <= set(ci["on"])
@@ -93,23 +121,50 @@ def test_ci_runs_lint_tests_build_and_scans() -> None:
         assert command in commands, f"ci.yml does not run `{command}`"
 
 
-def test_deploy_triggers_and_optional_model_version(deploy: dict[str, Any]) -> None:
+def test_ci_initialises_validates_and_tests_terraform() -> None:
+    ci = load_workflow(WORKFLOWS_DIR / "ci.yml")
+    job = "iac-scan"
+    setup, setup_step = _step(ci, job, "uses", "hashicorp/setup-terraform@")
+    version = str(setup_step["with"]["terraform_version"])
+    assert tuple(int(part) for part in version.split(".")[:2]) >= (1, 10)
+    fmt, _ = _step(ci, job, "run", "make terraform-fmt")
+    init, init_step = _step(ci, job, "run", "terraform -chdir=terraform init")
+    assert "-backend=false" in init_step["run"], "CI has no state bucket: init without backend"
+    validate, _ = _step(ci, job, "run", "terraform -chdir=terraform validate")
+    test, _ = _step(ci, job, "run", "terraform -chdir=terraform test")
+    assert setup < fmt
+    assert setup < init < validate < test
+
+
+def test_deploy_triggers_and_manual_inputs(deploy: dict[str, Any]) -> None:
     assert deploy["on"]["push"]["branches"] == ["main"]
-    model_version = deploy["on"]["workflow_dispatch"]["inputs"]["model_version"]
-    assert model_version["required"] is False
+    inputs = deploy["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["model_version"]["required"] is False
+    assert inputs["image_tag"]["required"] is False
+    assert inputs["image_tag"]["default"] == ""
+    assert set(inputs["environment"]["options"]) == {"production", "staging"}
 
 
-def test_deploys_never_overlap(deploy: dict[str, Any]) -> None:
-    concurrency = deploy["concurrency"]
-    assert concurrency["group"].startswith("deploy-")
-    assert concurrency["cancel-in-progress"] is False
+def test_deploys_of_one_environment_never_overlap(deploy: dict[str, Any]) -> None:
+    groups = {}
+    for job_id in ("staging", "production", "rollback"):
+        concurrency = deploy["jobs"][job_id]["concurrency"]
+        assert concurrency["cancel-in-progress"] is False, job_id
+        groups[job_id] = concurrency["group"]
+    assert groups["staging"] == "deploy-staging"
+    assert groups["production"] == "deploy-production"
+    assert groups["rollback"] == "deploy-${{ inputs.environment }}"
 
 
-def test_deploy_pipeline_order(deploy: dict[str, Any]) -> None:
-    job = deploy["jobs"]["deploy"]
-    assert job["needs"] == "test"
+def test_one_image_is_built_in_staging_and_promoted_to_production(
+    deploy: dict[str, Any],
+) -> None:
+    jobs = deploy["jobs"]
+    assert jobs["staging"]["needs"] == "test"
+    assert jobs["production"]["needs"] == "staging"
+    assert jobs["staging"]["environment"]["name"] == "staging"
+    assert jobs["production"]["environment"]["name"] == "production"
     assert "make test" in _run_text(deploy, "test")
-    assert job["permissions"] == {"contents": "read", "id-token": "write"}
 
     # (what, step key, text the step must contain), in the order they must run.
     stages = [
@@ -117,39 +172,104 @@ def test_deploy_pipeline_order(deploy: dict[str, Any]) -> None:
         ("pull the model", "run", "-m training pull"),
         ("bentoml build", "run", "bentoml build"),
         ("containerize and push", "run", "bentoml containerize"),
+        ("keep the image", "uses", "actions/upload-artifact@"),
         ("render", "uses", "amazon-ecs-render-task-definition@"),
         ("deploy", "uses", "amazon-ecs-deploy-task-definition@"),
     ]
-    steps = job["steps"]
-    positions = []
-    for label, key, needle in stages:
-        found = [index for index, step in enumerate(steps) if needle in str(step.get(key, ""))]
-        assert found, f"deploy job has no step to {label}"
-        positions.append(found[0])
-    assert positions == sorted(positions), "deploy steps are out of order"
-
-    push = next(step for step in steps if "bentoml containerize" in str(step.get("run", "")))
+    positions = [_step(deploy, "staging", key, needle)[0] for _, key, needle in stages]
+    assert positions == sorted(positions), "staging steps are out of order"
+    _, push = _step(deploy, "staging", "run", "bentoml containerize")
     assert "docker push" in push["run"]
     assert "latest" not in push["run"], "images are pushed with an immutable tag only"
     assert "GITHUB_SHA" in push["run"]
+    assert "docker save" in push["run"]
+    outputs = jobs["staging"]["outputs"]
+    assert outputs["image_tag"] == "${{ steps.image.outputs.tag }}"
+    assert outputs["image_id"] == "${{ steps.image.outputs.id }}"
 
-    credentials = next(
-        step for step in steps if "configure-aws-credentials@" in str(step.get("uses", ""))
-    )
-    assert "role-to-assume" in credentials["with"]
+    # Production builds nothing: it loads staging's image, checks its ID, pushes it
+    # under the same tag and deploys it.
+    production = _run_text(deploy, "production")
+    assert not any(command in production for command in BUILD_COMMANDS)
+    assert not any("setup-python" in use for use in _uses(deploy, "production"))
+    stages = [
+        ("fetch the image", "uses", "actions/download-artifact@"),
+        ("check the image ID", "run", "docker load"),
+        ("assume the role", "uses", "configure-aws-credentials@"),
+        ("push the same image", "run", "docker push"),
+        ("render", "uses", "amazon-ecs-render-task-definition@"),
+        ("deploy", "uses", "amazon-ecs-deploy-task-definition@"),
+    ]
+    positions = [_step(deploy, "production", key, needle)[0] for _, key, needle in stages]
+    assert positions == sorted(positions), "production steps are out of order"
+    _, load = _step(deploy, "production", "run", "docker load")
+    assert load["env"]["IMAGE_ID"] == "${{ needs.staging.outputs.image_id }}"
+    assert "$IMAGE_ID" in load["run"]
+    assert "exit 1" in load["run"]
+    _, promote = _step(deploy, "production", "run", "docker push")
+    assert promote["env"]["TAG"] == "${{ needs.staging.outputs.image_tag }}"
+    _, upload = _step(deploy, "staging", "uses", "actions/upload-artifact@")
+    _, download = _step(deploy, "production", "uses", "actions/download-artifact@")
+    assert upload["with"]["name"] == download["with"]["name"]
 
-    ecs_deploy = steps[positions[-1]]
-    assert ecs_deploy["with"]["wait-for-service-stability"] is True
+    for job_id in ("staging", "production", "rollback"):
+        _, ecs_deploy = _step(deploy, job_id, "uses", "amazon-ecs-deploy-task-definition@")
+        assert ecs_deploy["with"]["wait-for-service-stability"] is True
+        _, credentials = _step(deploy, job_id, "uses", "configure-aws-credentials@")
+        assert "role-to-assume" in credentials["with"]
 
 
-def test_model_version_never_expands_inside_a_shell(deploy: dict[str, Any]) -> None:
-    assert "inputs.model_version" not in _run_text(deploy)
+def test_manual_run_with_an_image_tag_rolls_back_without_building(
+    deploy: dict[str, Any],
+) -> None:
+    jobs = deploy["jobs"]
+    # The tag selects the rollback job and skips the tests, the build and the promotion.
+    assert jobs["rollback"]["if"] == "inputs.image_tag != ''"
+    assert jobs["test"]["if"] == "inputs.image_tag == ''"
+    assert jobs["staging"]["if"] == "inputs.image_tag == ''"
+    assert jobs["production"]["needs"] == "staging", "skipped with staging on a rollback"
+    assert "needs" not in jobs["rollback"]
+    assert jobs["rollback"]["environment"]["name"] == "${{ inputs.environment }}"
+
+    rollback = _run_text(deploy, "rollback")
+    assert not any(command in rollback for command in BUILD_COMMANDS)
+    assert "docker push" not in rollback
+    _, check = _step(deploy, "rollback", "run", "=~")
+    assert check["env"]["TAG"] == "${{ inputs.image_tag }}"
+    _, find = _step(deploy, "rollback", "run", "aws ecr describe-images")
+    assert find["env"]["TAG"] == "${{ inputs.image_tag }}"
+    _, render = _step(deploy, "rollback", "uses", "amazon-ecs-render-task-definition@")
+    assert render["with"]["image"] == "${{ steps.image.outputs.image }}"
+    assert "$TAG" in find["run"]
+    assert "GITHUB_OUTPUT" in find["run"]
 
 
-def test_status_workflow_probes_healthz_and_publishes_pages() -> None:
+def test_inputs_never_expand_inside_a_shell(deploy: dict[str, Any]) -> None:
+    text = _run_text(deploy)
+    assert "inputs.model_version" not in text
+    assert "inputs.image_tag" not in text
+    assert "${{" not in text, "pass values to shell steps through env"
+
+
+def test_status_workflow_probes_readiness_and_a_real_prediction() -> None:
     status = load_workflow(WORKFLOWS_DIR / "status.yml")
     assert status["on"]["schedule"], "the status page is refreshed on a schedule"
-    assert "/healthz" in _run_text(status)
+    probe = _run_text(status, "probe")
+    # /healthz stays 200 with no model loaded: it proves nothing to a client.
+    assert "/healthz" not in probe
+    assert '"$SERVICE_URL/readyz"' in probe
+    assert '"$SERVICE_URL/predict"' in probe
+    assert "--request POST" in probe
+    assert '--data "$PREDICT_BODY"' in probe
+    assert "content-type: application/json" in probe
     assert "actions/upload-pages-artifact" in _uses(status, "probe")
     assert "actions/deploy-pages" in _uses(status, "publish")
     assert status["jobs"]["publish"]["environment"]["name"] == "github-pages"
+
+
+def test_status_workflow_sends_a_valid_prediction_request() -> None:
+    status = load_workflow(WORKFLOWS_DIR / "status.yml")
+    _, probe = _step(status, "probe", "run", "/predict")
+    body = probe["env"]["PREDICT_BODY"]
+    request = PredictRequest.model_validate_json(body)
+    assert request.request_id == "status-page"

@@ -39,6 +39,13 @@ def test_try_it_out_on_predict_returns_200(service_url: str) -> None:
         try:
             page = browser.new_page()
             page.goto(service_url + "/", wait_until="networkidle")
+            # The page introduces this service, not BentoML's generic README.
+            intro = page.locator(".information-container").inner_text()
+            assert "Predicts the quality of a wine" in intro
+            version = page.request.get(service_url + "/readyz").headers["x-model-version"]
+            assert f"Model version: {version}" in intro
+            assert "docs/model.md" in intro
+            assert "created with BentoML" not in intro
             operation = (
                 page.locator(".opblock-post")
                 .filter(has=page.locator("[data-path='/predict']"))

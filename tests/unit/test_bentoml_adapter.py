@@ -74,6 +74,15 @@ class _Echo:
         return [*value, "answered"]
 
 
+def test_a_root_input_is_still_published_as_named_fields() -> None:
+    # BentoML's clients read `root_input` from /schema.json to decide how to send
+    # arguments; without it they send the body's fields as keywords.
+    assert _WholeBody.__root_input__ is True
+    schema = _WholeBody.model_json_schema()
+    assert bentoml_adapter.ROOT_INPUT_SCHEMA_KEY not in schema
+    assert "text" in schema["properties"]
+
+
 def test_a_root_input_reaches_the_api_as_its_one_argument_and_the_output_hook_answers() -> None:
     with TestClient(_Echo.to_asgi()) as client:  # type: ignore[attr-defined]
         response = client.post(

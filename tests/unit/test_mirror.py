@@ -1,8 +1,10 @@
-"""The S3 mirror's pure parts: layout, URIs, digests, manifests, client config and CLI wiring."""
+"""The S3 mirror's own parts: layout, URIs, digests, manifest checks, S3 error mapping."""
 
 from __future__ import annotations
 
-import argparse
+import ast
+import io
+import json
 import os
 import subprocess
 import sys
@@ -11,10 +13,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.response import StreamingBody
 from botocore.stub import Stubber
+from pydantic import ValidationError
 
 from tests.fixtures.cli import REPO_ROOT
-from training import mirror, mirror_cli
+from training import mirror
 from training.checksums import sha256_file
 
 SHA_A = "a" * 64
@@ -28,7 +32,7 @@ def manifest_doc(**overrides: Any) -> dict[str, Any]:
         "version": "v1",
         "artifact": {"filename": f"model-{SHA_A}.bentomodel", "sha256": SHA_A, "size": 123},
         "content_sha256": SHA_B,
-        "metrics": {"accuracy": 0.6},
+        "metrics": {"leakage_free": {"red": {"accuracy": 0.6}}},
     }
     doc.update(overrides)
     return doc
@@ -76,9 +80,7 @@ def test_parse_s3_uri_inverts_version_uri(prefix: str) -> None:
     uri = layout.version_uri("20260101T000000Z-ab12")
 
     for candidate in (uri, uri.rstrip("/")):
-        location = mirror.parse_s3_uri(candidate)
-        assert location.layout == layout
-        assert location.version == "20260101T000000Z-ab12"
+        assert mirror.parse_s3_uri(candidate) == (layout, "20260101T000000Z-ab12")
 
 
 @pytest.mark.parametrize(
@@ -93,7 +95,7 @@ def test_parse_s3_uri_inverts_version_uri(prefix: str) -> None:
     ],
 )
 def test_parse_s3_uri_refuses_uris_without_a_version(uri: str) -> None:
-    with pytest.raises(mirror.InvalidS3UriError):
+    with pytest.raises(mirror.InvalidNameError):
         mirror.parse_s3_uri(uri)
 
 
@@ -138,48 +140,57 @@ def test_directory_digest_changes_when_a_file_is_renamed(tmp_path: Path) -> None
     assert mirror.directory_digest(original)[0] != mirror.directory_digest(renamed)[0]
 
 
-def test_manifest_round_trips_through_its_json_document() -> None:
-    manifest = mirror.Manifest.from_dict(manifest_doc())
+def test_manifest_document_keeps_its_layout_and_reads_back_unchanged() -> None:
+    """push writes what pull reads; readers of the raw JSON (the container tests) rely
+    on the nested ``artifact`` record."""
+    manifest = mirror.Manifest.model_validate(manifest_doc())
 
-    assert manifest.tag == "wine_quality:v1"
-    assert manifest.artifact_size == 123
-    assert manifest.artifact_filename == f"model-{SHA_A}.bentomodel"
-    assert mirror.Manifest.from_dict(manifest.to_dict()) == manifest
+    assert manifest.artifact.filename == f"model-{SHA_A}.bentomodel"
+    assert manifest.artifact.size == 123
+    written = json.loads(mirror._json_bytes(manifest))
+    assert written["schema_version"] == 1
+    assert written["artifact"] == manifest_doc()["artifact"]
+    assert mirror.Manifest.model_validate(written) == manifest
 
 
 def test_manifest_of_an_earlier_push_with_a_fixed_artifact_name_is_still_read() -> None:
     doc = manifest_doc(artifact={"filename": "model.bentomodel", "sha256": SHA_A, "size": 1})
-    manifest = mirror.Manifest.from_dict(doc)
-    assert mirror.MirrorLayout("b").artifact_key("v1", manifest.artifact_filename) == (
+    manifest = mirror.Manifest.model_validate(doc)
+    assert mirror.MirrorLayout("b").artifact_key("v1", manifest.artifact.filename) == (
         "models/wine_quality/v1/model.bentomodel"
     )
 
 
-@pytest.mark.parametrize(
-    "broken",
-    [
-        {"artifact": None},
-        {"artifact": {"sha256": SHA_A}},
-        {"artifact": {"sha256": "not-hex", "size": 1}},
-        {"artifact": {"sha256": SHA_A, "size": -1}},
-        {"artifact": {"sha256": SHA_A, "size": "12"}},
-        {"artifact": {"sha256": SHA_A, "size": 1}},  # no filename
-        {"artifact": {"filename": "../../other/model.bentomodel", "sha256": SHA_A, "size": 1}},
-        {"artifact": {"filename": "manifest.json", "sha256": SHA_A, "size": 1}},
-        {"content_sha256": "short"},
-        {"version": "v2"},  # tag and version disagree
-    ],
-)
+MALFORMED: list[dict[str, Any]] = [
+    {"artifact": None},
+    {"artifact": {"sha256": SHA_A}},
+    {"artifact": {"sha256": "not-hex", "size": 1}},
+    {"artifact": {"filename": f"model-{SHA_A}.bentomodel", "sha256": SHA_A, "size": -1}},
+    {"artifact": {"filename": f"model-{SHA_A}.bentomodel", "sha256": SHA_A, "size": "12"}},
+    {"artifact": {"filename": f"model-{SHA_A}.bentomodel", "sha256": SHA_A, "size": True}},
+    {"artifact": {"sha256": SHA_A, "size": 1}},  # no filename
+    {"artifact": {"filename": "../../other/model.bentomodel", "sha256": SHA_A, "size": 1}},
+    {"artifact": {"filename": "manifest.json", "sha256": SHA_A, "size": 1}},
+    {"content_sha256": "short"},
+    {"version": "v2"},  # tag and version disagree
+    {"version": "../v1", "tag": "wine_quality:../v1"},
+    {"schema_version": 2},
+    {"tag": None},
+]
+
+
+@pytest.mark.parametrize("broken", MALFORMED)
 def test_malformed_manifests_are_refused(broken: dict[str, Any]) -> None:
-    with pytest.raises(mirror.ManifestError):
-        mirror.Manifest.from_dict(manifest_doc(**broken))
+    with pytest.raises(ValidationError):
+        mirror.Manifest.model_validate(manifest_doc(**broken))
 
 
-def test_manifest_without_a_tag_is_refused() -> None:
+@pytest.mark.parametrize("field", ["tag", "version", "artifact", "content_sha256"])
+def test_manifest_without_a_required_field_is_refused(field: str) -> None:
     doc = manifest_doc()
-    del doc["tag"]
-    with pytest.raises(mirror.ManifestError, match="tag"):
-        mirror.Manifest.from_dict(doc)
+    del doc[field]
+    with pytest.raises(ValidationError, match=field):
+        mirror.Manifest.model_validate(doc)
 
 
 def stubbed_s3() -> tuple[Any, Stubber]:
@@ -213,7 +224,7 @@ def test_pull_of_a_missing_or_unreadable_manifest_is_version_not_found(
         expected_params={"Bucket": "bucket", "Key": key},
     )
 
-    with stub, pytest.raises(mirror.VersionNotFoundError) as caught:
+    with stub, pytest.raises(mirror.NotFoundError) as caught:
         mirror.pull("bucket", "models", "v9", s3_client=client)
 
     assert "'v9' not found or not readable" in str(caught.value)
@@ -231,16 +242,41 @@ def test_pull_reports_credential_failures_on_the_manifest_as_access_errors(code:
         mirror.pull("bucket", "models", "v9", s3_client=client)
 
 
-def test_s3_client_takes_endpoint_from_aws_env_and_retries(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5999")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def stub_object(stub: Stubber, key: str, body: bytes) -> None:
+    """Script S3's answer to reading ``key`` from bucket 'bucket'."""
+    stub.add_response(
+        "get_object",
+        {"Body": StreamingBody(io.BytesIO(body), len(body))},
+        expected_params={"Bucket": "bucket", "Key": key},
+    )
 
-    client = mirror.make_s3_client(max_attempts=7)
 
-    assert client.meta.endpoint_url == "http://127.0.0.1:5999"
-    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 7}
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        json.dumps(manifest_doc(**MALFORMED[4])).encode(),  # size as text
+        json.dumps(manifest_doc(tag="other_model:v1")).encode(),  # another model's manifest
+    ],
+)
+def test_pull_refuses_a_malformed_manifest_before_touching_the_store(body: bytes) -> None:
+    client, stub = stubbed_s3()
+    stub_object(stub, "models/wine_quality/v1/manifest.json", body)
+
+    with stub, pytest.raises(mirror.IntegrityError) as caught:
+        mirror.pull("bucket", "models", "v1", s3_client=client)
+
+    message = str(caught.value)
+    assert "s3://bucket/models/wine_quality/v1/manifest.json" in message
+    assert "\n" not in message  # one line for the CLI and the service's log
+
+
+def test_pull_refuses_a_champion_pointer_that_names_no_valid_version() -> None:
+    client, stub = stubbed_s3()
+    stub_object(stub, "models/wine_quality/champion.json", b'{"version": "../v1"}')
+
+    with stub, pytest.raises(mirror.IntegrityError, match=r"champion\.json"):
+        mirror.pull("bucket", "models", s3_client=client)
 
 
 def test_importing_the_mirror_does_no_work_and_pulls_in_no_training_libraries(
@@ -248,7 +284,7 @@ def test_importing_the_mirror_does_no_work_and_pulls_in_no_training_libraries(
 ) -> None:
     home = tmp_path / "bentoml-home"
     code = (
-        "import sys, training.mirror, training.mirror_cli; "
+        "import sys, training.mirror, training.cli; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'sklearn'}))"
     )
     result = subprocess.run(
@@ -264,71 +300,21 @@ def test_importing_the_mirror_does_no_work_and_pulls_in_no_training_libraries(
     assert not home.exists()
 
 
-def cli_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="training")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    mirror_cli.register(subparsers)
-    return parser
-
-
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (["push"], {"tag": None, "bucket": None, "prefix": None}),
-        (["push", "--tag", "wine_quality:v1", "--bucket", "b"], {"tag": "wine_quality:v1"}),
-        (["pull"], {"version": None}),
-        (["pull", "--version", "v3", "--prefix", "p"], {"version": "v3", "prefix": "p"}),
-        (["promote", "--version", "v3"], {"version": "v3"}),
-        (["list-versions", "--json"], {"json": True}),
-    ],
-)
-def test_cli_registers_each_command_with_a_func(argv: list[str], expected: dict[str, Any]) -> None:
-    args = cli_parser().parse_args(argv)
-
-    assert callable(args.func)
-    for name, value in expected.items():
-        assert getattr(args, name) == value
-
-
-def test_cli_promote_requires_a_version(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        cli_parser().parse_args(["promote"])
-    assert "--version" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("command", ["push", "pull", "list-versions"])
-def test_cli_without_a_bucket_fails_with_one_line(
-    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.delenv("WINEQ_TRAIN_S3_BUCKET", raising=False)
-    args = cli_parser().parse_args([command])
-
-    assert args.func(args) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "WINEQ_TRAIN_S3_BUCKET" in err
-
-
-def test_cli_reports_a_bad_version_in_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("WINEQ_TRAIN_S3_BUCKET", "bucket")
-    args = cli_parser().parse_args(["promote", "--version", "../escape"])
-
-    assert args.func(args) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: invalid version '../escape'")
-    assert err.count("\n") == 1
-
-
 def test_mirror_module_names_its_allowed_imports() -> None:
     """Guard the serving image's start-up cost: the module's own imports stay minimal."""
-    source = Path(mirror.__file__).read_text()
-    imported = {
-        line.split()[1].split(".")[0]
-        for line in source.splitlines()
-        if line.startswith(("import ", "from ")) and not line.startswith("from __future__")
+    tree = ast.parse(Path(mirror.__file__).read_text())
+    nodes = list(ast.walk(tree))
+    imported = {a.name for n in nodes if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in nodes if isinstance(n, ast.ImportFrom) and n.module}
+    third_party = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
+    assert {name.split(".")[0] for name in third_party} - {"training"} <= {
+        "bentoml",
+        "boto3",
+        "botocore",
+        "pydantic",
     }
-    stdlib = set(sys.stdlib_module_names)
-    # `training` here is training.checksums, itself standard library only.
-    assert imported - stdlib <= {"bentoml", "boto3", "botocore", "training"}
+    # Both are standard library only (training/artifacts.py says so and is imported too).
+    assert {name for name in third_party if name.startswith("training")} <= {
+        "training.artifacts",
+        "training.checksums",
+    }
