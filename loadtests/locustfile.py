@@ -101,7 +101,7 @@ def wine_pool() -> tuple[Features, ...]:
     from training.data import load_wine_data, request_features
     from training.settings import TrainingSettings
 
-    return tuple(request_features(load_wine_data(TrainingSettings()).frame))
+    return tuple(request_features(load_wine_data(TrainingSettings.from_env()).frame))
 
 
 def _missing_field(wine: Features) -> Features:

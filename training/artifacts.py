@@ -18,6 +18,9 @@ ONNX_FILENAME: Final = "model.onnx"
 JOBLIB_FILENAME: Final = "model.joblib"
 ARTIFACT_FILENAMES: Final[tuple[str, ...]] = (ONNX_FILENAME, JOBLIB_FILENAME)
 
+# The metadata/manifest key of the accuracy estimate to expect on unseen wines.
+HEADLINE_METRICS: Final = "leakage_free"
+
 ONNX_INPUT_NAME: Final = "input"
 ONNX_LABEL_OUTPUT: Final = "label"
 ONNX_PROBABILITIES_OUTPUT: Final = "probabilities"

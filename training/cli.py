@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from training.artifacts import MODEL_NAME
+from training.artifacts import HEADLINE_METRICS, MODEL_NAME
 from training.features import WINE_TYPES
 from training.settings import TrainingSettings
 
@@ -38,7 +38,6 @@ EXIT_INTERRUPTED: Final = 130
 DEFAULT_REPORT: Final = Path("docs/model.md")
 # The metrics every entry records (training.pipeline.train_and_save); list-versions shows
 # their accuracy per wine type.
-HEADLINE_METRICS: Final = "leakage_free"
 
 
 class UsageError(Exception):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training.artifacts import MODEL_NAME
+from training.artifacts import HEADLINE_METRICS, MODEL_NAME
 from training.data import WineData, load_wine_data
 from training.settings import TrainingSettings
 from training.validate import ValidationReport, validate_frame
@@ -64,12 +64,12 @@ def train_and_save(
             for protocol in PROTOCOLS
         }
         # A copy, not a second reference: YAML would write an anchor and an alias.
-        metrics["leakage_free"] = {t: dict(m) for t, m in metrics["cv_grouped"].items()}
+        metrics[HEADLINE_METRICS] = {t: dict(m) for t, m in metrics["cv_grouped"].items()}
     else:
         metrics_protocol = f"leakage_free: one grouped hold-out fold (1/{folds} of the rows)"
         logger.info("estimating leakage-free metrics on one grouped hold-out fold")
         metrics = {
-            "leakage_free": {
+            HEADLINE_METRICS: {
                 wine_type: m.as_dict() for wine_type, m in holdout_metrics(frame, settings).items()
             }
         }

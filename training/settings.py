@@ -39,7 +39,7 @@ class TrainingSettings(BaseSettings):
         Path.home() / ".cache" / "wineq", description="Where downloaded CSVs are cached."
     )
     # Forest size is serving memory and start-up CPU: the default is the smallest forest
-    # that scores like a large one (docs/benchmarks.md, "Forest size", `make bench-forest`).
+    # that scores like a large one (docs/benchmarks.md, the retired forest-size experiment).
     n_estimators: int = Field(60, ge=1, description="Trees in the forest.")
     max_depth: int | None = Field(None, ge=1, description="Deepest tree; None grows fully.")
     min_samples_leaf: int = Field(3, ge=1, description="Fewest samples in a leaf.")

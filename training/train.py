@@ -134,8 +134,8 @@ def compact_tree_ensembles(model: ModelProto) -> None:
     forest's leaf probabilities never are; a node with a negative weight, or weights stored
     as a tensor, is left as it is).  ``nodes_hitrates`` (optional, unused by onnxruntime)
     and an all-zero ``nodes_missing_value_tracks_true`` (the default) go too.  The file is
-    half the size and onnxruntime builds its session with about 40 % less CPU, which is
-    start-up time on a quarter of a core (docs/benchmarks.md, "Forest size").
+    smaller and onnxruntime builds its session with less CPU, which is start-up time on
+    a quarter of a core (docs/benchmarks.md, the retired forest-size experiment).
     """
     for node in model.graph.node:
         if node.op_type != "TreeEnsembleClassifier":

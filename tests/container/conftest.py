@@ -21,7 +21,7 @@ from scripts.container_image import (
     wait_ready,
 )
 
-# Cold start at 0.25 vCPU is under 10 s here; leave room for a slow CI machine.
+# Far above the measured cold start (docs/benchmarks.md): room for a slow CI machine.
 READY_TIMEOUT_S = 120.0
 # The image's only writable place besides the bento's model store (an ECS task mounts a
 # volume there when its root file system is read-only).

@@ -11,6 +11,7 @@ import pytest
 
 from tests.fixtures.cli import copy_data, run_training_cli
 from training import cli
+from training.artifacts import HEADLINE_METRICS
 from training.data import CSV_FILENAMES
 from training.features import WINE_TYPES
 from training.mirror import ArtifactRecord, Manifest, VersionInfo
@@ -182,7 +183,7 @@ def test_list_versions_table_shows_the_accuracy_training_records(trained_model_t
 
     header, row, legend = cli.render_versions([VersionInfo(manifest, is_champion=True)]).split("\n")
 
-    accuracy = metadata["metrics"][cli.HEADLINE_METRICS]
+    accuracy = metadata["metrics"][HEADLINE_METRICS]
     expected = [f"{accuracy[wine_type]['accuracy']:.1%}" for wine_type in WINE_TYPES]
     assert row.split()[-len(WINE_TYPES) :] == expected
     assert row.split()[:2] == ["*", manifest.version]
