@@ -45,20 +45,23 @@ def test_launcher_gives_the_worker_what_bentoml_serve_gives_it(
         cmdline = worker.cmdline()
         served_args = cmdline[cmdline.index(WORKER_MODULE) + 1 :]
         served_env = worker.environ()
-        parent_env = psutil.Process(server.process.pid).environ()
         port = server.url.rsplit(":", 1)[1]
     finally:
         assert server.stop() == 0
+    # What `bentoml serve` added to the environment the test gave it (read from the
+    # test's side: a supervisor that sets its process title overwrites its own
+    # /proc/<pid>/environ).
     added_by_serve = {
-        key: value for key, value in served_env.items() if parent_env.get(key) != value
+        key: value for key, value in served_env.items() if server.env.get(key) != value
     }
 
     # The same environment as the `bentoml serve` process, the same options.
     planned = subprocess.run(
         [sys.executable, "-m", "bento.launch", SERVICE, "--host", "127.0.0.1", "--port", port,
          *OPTIONS, "--print-plan"],
-        cwd=REPO_ROOT, env=parent_env, capture_output=True, text=True, timeout=120, check=True,
+        cwd=REPO_ROOT, env=server.env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+    assert planned.returncode == 0, planned.stderr[-3000:]
     plan = json.loads(planned.stdout.strip().splitlines()[-1])
 
     assert _without_fd(plan["worker_args"]) == _without_fd(served_args)

@@ -41,7 +41,7 @@ def test_make_serve_trains_when_the_store_is_empty_then_serves(
         start_new_session=True,  # its own process group: make, training, bentoml serve
     )
     try:
-        wait_ready(RunningServer(process, url, tmp_path / "make-serve.log"), timeout=180)
+        wait_ready(RunningServer(process, url, tmp_path / "make-serve.log", env), timeout=180)
         response = httpx.post(f"{url}/predict", json={"features": EXAMPLE_FEATURES})
         assert response.status_code == 200
         assert {"prediction", "confidence", "probabilities", "model_version"} <= set(
