@@ -37,6 +37,7 @@ lock: ## Re-pin requirements/dev.lock from pyproject.toml (names, versions, hash
 	$(PY) -m pip install -q uv
 	$(VENV)/bin/uv pip compile pyproject.toml --extra serving --extra training --extra dev \
 		--generate-hashes --no-header --python-version 3.11 -o requirements/dev.lock
+	$(MAKE) lock-airflow
 
 .PHONY: train
 train: ## Train, evaluate and save a model store entry (wine_quality:<version>)
@@ -62,7 +63,7 @@ build: train-if-missing ## bentoml build: a bento carrying the service and the m
 	$(BENTOML) build --output tag
 
 .PHONY: lint
-lint: install ## ruff (lint + format check) and mypy
+lint: install install-airflow ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

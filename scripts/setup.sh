@@ -50,6 +50,8 @@ missing_packages() {
   if is_root; then
     have debootstrap || echo debootstrap
   fi
+  # The local image registry the Airflow rebuild tests push to.
+  have docker-registry || echo docker-registry
 }
 
 mapfile -t packages < <(missing_packages)
@@ -67,8 +69,8 @@ else
 fi
 
 # The venv and the scanners are file targets with stamps: make skips what is up to date.
-"$MAKE" --no-print-directory -s install tools
-say "venv and scanners up to date"
+"$MAKE" --no-print-directory -s install tools install-airflow
+say "venv (with Airflow) and scanners up to date"
 
 "$MAKE" --no-print-directory -s base-image
 

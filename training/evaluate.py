@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from training.features import MODEL_COLUMNS, TARGET, WINE_TYPE_FIELD, WINE_TYPES
@@ -88,6 +88,26 @@ class TypeMetrics:
 
 
 @dataclass(frozen=True)
+class ConfusionMatrix:
+    """Out-of-fold counts of one wine type: true grades (rows) against predicted (columns)."""
+
+    grades: list[int]
+    counts: list[list[int]]
+
+    def per_class_accuracy(self) -> dict[int, float]:
+        """Share of each true grade predicted exactly (its recall); grades with rows only."""
+        return {
+            grade: row[index] / sum(row)
+            for index, (grade, row) in enumerate(zip(self.grades, self.counts, strict=True))
+            if sum(row)
+        }
+
+    def support(self) -> dict[int, int]:
+        """Rows of each true grade."""
+        return {grade: sum(row) for grade, row in zip(self.grades, self.counts, strict=True)}
+
+
+@dataclass(frozen=True)
 class ProtocolResult:
     """Per-type metrics of one protocol, plus how often test rows had a twin in training."""
 
@@ -95,6 +115,7 @@ class ProtocolResult:
     n_splits: int
     per_type: dict[str, TypeMetrics]
     leaked_test_rows: int
+    confusion: dict[str, ConfusionMatrix] = field(default_factory=dict)
 
     def beats_reference(self) -> dict[str, bool]:
         """Whether accuracy beats the paper's per type."""
@@ -183,6 +204,21 @@ def per_type_metrics(
     }
 
 
+def per_type_confusion(frame: pd.DataFrame, predictions: IntVector) -> dict[str, ConfusionMatrix]:
+    """Confusion matrix per wine type over the grades either side shows."""
+    wine_type = frame[WINE_TYPE_FIELD].to_numpy()
+    true = labels(frame)
+    matrices: dict[str, ConfusionMatrix] = {}
+    for t in WINE_TYPES:
+        rows = wine_type == t
+        if not np.any(rows):
+            continue
+        grades = sorted({int(g) for g in np.concatenate([true[rows], predictions[rows]])})
+        counts = confusion_matrix(true[rows], predictions[rows], labels=grades)
+        matrices[t] = ConfusionMatrix(grades, [[int(c) for c in row] for row in counts])
+    return matrices
+
+
 def evaluate_protocol(
     frame: pd.DataFrame, protocol: Protocol, settings: TrainingSettings
 ) -> ProtocolResult:
@@ -195,6 +231,7 @@ def evaluate_protocol(
         n_splits=len(splits),
         per_type=per_type_metrics(frame, predictions),
         leaked_test_rows=leaked_rows(frame, splits),
+        confusion=per_type_confusion(frame, predictions),
     )
 
 
@@ -239,8 +276,14 @@ def render_markdown(
     file_sha256: dict[str, str],
     n_duplicates: int,
     generated_at: datetime | None = None,
+    figures: Sequence[tuple[str, str]] = (),
+    gate: Sequence[str] = (),
 ) -> str:
-    """The model card: both protocols' tables per wine type, the paper's reference, provenance."""
+    """The model card: both protocols' tables per wine type, the paper's reference, provenance.
+
+    ``figures`` are (file name, caption) pairs of pictures beside the card; ``gate`` is the
+    promotion gate's section (training.gate.render_markdown), both placed after the results.
+    """
     import sklearn
 
     generated = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
@@ -293,6 +336,12 @@ def render_markdown(
             "",
             *_protocol_table(result),
         ]
+    if figures:
+        lines += ["", "### Figures"]
+        for filename, caption in figures:
+            lines += ["", f"![{caption}]({filename})", "", f"*{caption}*"]
+    if gate:
+        lines += ["", *gate]
     lines += [
         "",
         "## Reference",

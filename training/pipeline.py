@@ -14,6 +14,7 @@ from training.validate import ValidationReport, validate_frame
 
 if TYPE_CHECKING:
     from training.evaluate import ProtocolResult
+    from training.gate import Decision
 
 logger = logging.getLogger(__name__)
 
@@ -97,19 +98,38 @@ def ensure_model(settings: TrainingSettings) -> tuple[str, bool]:
     return train_and_save(settings), True
 
 
+def bundled_model_decision(settings: TrainingSettings) -> tuple[str | None, Decision | None]:
+    """The store's latest entry (what `bentoml build` bundles) and the gate decision that
+    promoted it, looked up in the mirror when ``WINEQ_TRAIN_S3_BUCKET`` names one."""
+    from training.retrain import find_decision
+    from training.store import latest_model_tag
+
+    tag = latest_model_tag(MODEL_NAME)
+    if tag is None or not settings.s3_bucket:
+        return tag, None
+    return tag, find_decision(settings.s3_bucket, settings.s3_prefix, tag.rpartition(":")[2])
+
+
 def write_model_card(settings: TrainingSettings, output: Path) -> list[ProtocolResult]:
-    """Evaluate both protocols, write the Markdown report to output; return the results."""
+    """Evaluate both protocols, write the Markdown report to output and its PNG figures
+    beside it, with the gate decision of the bundled model; return the results."""
     from training.evaluate import evaluate_all, render_markdown
+    from training.figures import write_figures
+    from training.gate import render_markdown as render_gate
 
     ingested = ingest(settings)
     results = evaluate_all(ingested.data.frame, settings)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figures = write_figures(results, output.parent)
+    bundled_tag, decision = bundled_model_decision(settings)
     markdown = render_markdown(
         results,
         settings=settings,
         data_sha256=ingested.data.data_sha256,
         file_sha256=ingested.data.file_sha256,
         n_duplicates=ingested.report.n_duplicates,
+        figures=figures,
+        gate=render_gate(decision, bundled_tag),
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(markdown, encoding="utf-8")
     return results
