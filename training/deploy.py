@@ -3,6 +3,7 @@
     python -m training.deploy build   --bucket B [--prefix P] [--version V] --repository R
     python -m training.deploy push    IMAGE
     python -m training.deploy rollout --cluster C --service S --image IMAGE [--container N]
+                                      [--family F] [--timeout-minutes M]
     python -m training.deploy release --bucket B --repository R --cluster C --service S
 
 ``build`` pulls a mirrored version (default: the champion), with its checksum checked,
@@ -12,7 +13,8 @@ else the machine's store holds; ``bentoml containerize`` then tags the image
 never ``latest``.  A clean tag already in the registry is not built or pushed again.
 
 ``rollout`` registers a revision of the service's running task definition that differs
-from it only in the container's image, points the service at it and waits until the
+from it only in the container's image (``--family``: the family's newest revision, the
+one Terraform registered last, instead), points the service at it and waits until the
 service is stable; past the time limit it fails (the service's deployment circuit
 breaker rolls a failing deployment back).
 
@@ -375,12 +377,14 @@ def rollout(
     timeout_s: float = DEFAULT_ROLLOUT_TIMEOUT_S,
     poll_s: float = POLL_INTERVAL_S,
     region: str | None = None,
+    family: str | None = None,
 ) -> Rollout:
     """Run ``image`` in the service: a new task definition revision, then wait for stability."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        return _rollout(_ecs_client(region), cluster, service, image, container, timeout_s, poll_s)
+        ecs = _ecs_client(region)
+        return _rollout(ecs, cluster, service, image, container, timeout_s, poll_s, family)
     except (ClientError, BotoCoreError) as exc:
         raise DeployError(f"ECS refused the rollout of {image} to {service}: {exc}") from exc
 
@@ -393,11 +397,15 @@ def _rollout(
     container: str | None,
     timeout_s: float,
     poll_s: float,
+    family: str | None = None,
 ) -> Rollout:
     running = _describe_service(ecs, cluster, service)["taskDefinition"]
-    described = ecs.describe_task_definition(taskDefinition=running, include=["TAGS"])
+    # A family name resolves to its newest ACTIVE revision: Terraform registers one on
+    # each change but leaves the service on the revision it runs (ignore_changes).
+    base = family or running
+    described = ecs.describe_task_definition(taskDefinition=base, include=["TAGS"])
     current = described["taskDefinition"]
-    if _container_image(current, container) == image:
+    if current["taskDefinitionArn"] == running and _container_image(current, container) == image:
         logger.info("%s already runs %s (%s)", service, image, running)
         wait_until_stable(ecs, cluster, service, running, timeout_s=timeout_s, poll_s=poll_s)
         return Rollout(service, running, image, changed=False)
@@ -435,6 +443,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--cluster", required=True)
         sub.add_argument("--service", required=True)
         sub.add_argument("--container", help="container to update (default: the only one)")
+        sub.add_argument(
+            "--family", help="base the revision on this family's newest one, not the running one"
+        )
         sub.add_argument("--timeout-minutes", type=float, default=DEFAULT_ROLLOUT_TIMEOUT_S / 60)
     return parser
 
@@ -460,6 +471,7 @@ def _command(args: argparse.Namespace) -> str:
         image=image,
         container=args.container,
         timeout_s=args.timeout_minutes * 60,
+        family=args.family,
     ).task_definition
 
 

@@ -100,3 +100,32 @@ def test_only_the_image_differs_between_the_revisions(stand_ins: StandIns) -> No
         assert registered[field] == current[field]
     old = dict(current["containerDefinitions"][0], image=IMAGE)
     assert registered["containerDefinitions"][0] == old
+
+
+def test_a_rollout_from_the_family_starts_at_terraforms_newest_revision(
+    stand_ins: StandIns,
+) -> None:
+    ecs = boto3.client("ecs")
+    running = _running(stand_ins)
+    current = ecs.describe_task_definition(taskDefinition=running)["taskDefinition"]
+    family = current["family"]
+    # Terraform registers a changed revision but leaves the service on the one it runs.
+    changed = dict(current["containerDefinitions"][0])
+    changed["environment"] = [{"name": "WINEQ_LOG_FORMAT", "value": "text"}]
+    arguments = {
+        **revision_with_image(current, changed["image"]),
+        "containerDefinitions": [changed],
+    }
+    terraforms = ecs.register_task_definition(**arguments)
+    assert _running(stand_ins) == running
+
+    command = [sys.executable, "-m", "training.deploy", "rollout", "--cluster", stand_ins.cluster]
+    done = subprocess.run(
+        [*command, "--service", stand_ins.service, "--image", IMAGE, "--family", family],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    deployed = ecs.describe_task_definition(taskDefinition=_running(stand_ins))["taskDefinition"]
+    assert deployed["revision"] == terraforms["taskDefinition"]["revision"] + 1
+    assert deployed["containerDefinitions"][0] == dict(changed, image=IMAGE)

@@ -14,6 +14,14 @@ from tests.infra.conftest import WORKFLOWS_DIR, iter_steps, load_workflow, workf
 PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 STRICT_BASH = re.compile(r"^bash\b.*(-\w*e\w*o pipefail|-o pipefail)")
 BUILD_COMMANDS = ("bentoml build", "bentoml containerize", "docker build", "make build")
+DEPLOY_CLI = ".venv/bin/python -m training.deploy"
+# The rollout's targets come from the environment's variables (terraform output).
+ROLLOUT_FLAGS = {
+    "--cluster": "ECS_CLUSTER",
+    "--service": "ECS_SERVICE",
+    "--family": "TASK_FAMILY",
+    "--container": "CONTAINER_NAME",
+}
 VERSION_COMMENT = re.compile(r"uses:\s*\S+@[0-9a-f]{40}\s+#\s*v\d+(\.\d+){0,2}\s*$")
 
 
@@ -168,37 +176,42 @@ def test_one_image_is_built_in_staging_and_promoted_to_production(
 
     # (what, step key, text the step must contain), in the order they must run.
     stages = [
+        ("install", "run", "make install"),
         ("assume the role", "uses", "configure-aws-credentials@"),
-        ("pull the model", "run", "-m training pull"),
-        ("bentoml build", "run", "bentoml build"),
-        ("containerize and push", "run", "bentoml containerize"),
+        ("log in to ECR", "uses", "amazon-ecr-login@"),
+        ("build", "run", f"{DEPLOY_CLI} build"),
+        ("push", "run", f"{DEPLOY_CLI} push"),
         ("keep the image", "uses", "actions/upload-artifact@"),
-        ("render", "uses", "amazon-ecs-render-task-definition@"),
-        ("deploy", "uses", "amazon-ecs-deploy-task-definition@"),
+        ("roll out", "run", f"{DEPLOY_CLI} rollout"),
     ]
     positions = [_step(deploy, "staging", key, needle)[0] for _, key, needle in stages]
     assert positions == sorted(positions), "staging steps are out of order"
-    _, push = _step(deploy, "staging", "run", "bentoml containerize")
-    assert "docker push" in push["run"]
+    _, build = _step(deploy, "staging", "run", f"{DEPLOY_CLI} build")
+    assert build["env"]["MODEL_VERSION"] == "${{ inputs.model_version }}"
+    assert '--repository "$REGISTRY/$REPOSITORY"' in build["run"]
+    assert "-dirty" in build["run"], "a tag from a modified checkout is never pushed"
+    _, push = _step(deploy, "staging", "run", f"{DEPLOY_CLI} push")
+    assert push["env"]["IMAGE"] == "${{ steps.build.outputs.image }}"
     assert "latest" not in push["run"], "images are pushed with an immutable tag only"
-    assert "GITHUB_SHA" in push["run"]
-    assert "docker save" in push["run"]
+    # The saved image is the registry's, also when a re-run finds the tag pushed already.
+    assert push["run"].index("docker pull") < push["run"].index("docker save")
     outputs = jobs["staging"]["outputs"]
     assert outputs["image_tag"] == "${{ steps.image.outputs.tag }}"
     assert outputs["image_id"] == "${{ steps.image.outputs.id }}"
 
     # Production builds nothing: it loads staging's image, checks its ID, pushes it
-    # under the same tag and deploys it.
+    # under the same tag and rolls it out.
     production = _run_text(deploy, "production")
     assert not any(command in production for command in BUILD_COMMANDS)
-    assert not any("setup-python" in use for use in _uses(deploy, "production"))
+    assert f"{DEPLOY_CLI} build" not in production
+    assert f"{DEPLOY_CLI} release" not in production
     stages = [
+        ("install", "run", "make install"),
         ("fetch the image", "uses", "actions/download-artifact@"),
         ("check the image ID", "run", "docker load"),
         ("assume the role", "uses", "configure-aws-credentials@"),
-        ("push the same image", "run", "docker push"),
-        ("render", "uses", "amazon-ecs-render-task-definition@"),
-        ("deploy", "uses", "amazon-ecs-deploy-task-definition@"),
+        ("push the same image", "run", f"{DEPLOY_CLI} push"),
+        ("roll out", "run", f"{DEPLOY_CLI} rollout"),
     ]
     positions = [_step(deploy, "production", key, needle)[0] for _, key, needle in stages]
     assert positions == sorted(positions), "production steps are out of order"
@@ -206,17 +219,41 @@ def test_one_image_is_built_in_staging_and_promoted_to_production(
     assert load["env"]["IMAGE_ID"] == "${{ needs.staging.outputs.image_id }}"
     assert "$IMAGE_ID" in load["run"]
     assert "exit 1" in load["run"]
-    _, promote = _step(deploy, "production", "run", "docker push")
+    _, promote = _step(deploy, "production", "run", f"{DEPLOY_CLI} push")
     assert promote["env"]["TAG"] == "${{ needs.staging.outputs.image_tag }}"
+    assert promote["env"]["SOURCE_IMAGE"] == "${{ steps.source.outputs.image }}"
     _, upload = _step(deploy, "staging", "uses", "actions/upload-artifact@")
     _, download = _step(deploy, "production", "uses", "actions/download-artifact@")
     assert upload["with"]["name"] == download["with"]["name"]
 
-    for job_id in ("staging", "production", "rollback"):
-        _, ecs_deploy = _step(deploy, job_id, "uses", "amazon-ecs-deploy-task-definition@")
-        assert ecs_deploy["with"]["wait-for-service-stability"] is True
-        _, credentials = _step(deploy, job_id, "uses", "configure-aws-credentials@")
-        assert "role-to-assume" in credentials["with"]
+
+@pytest.mark.parametrize("job_id", ["staging", "production", "rollback"])
+def test_every_deploying_job_rolls_out_through_the_shared_command(
+    deploy: dict[str, Any], job_id: str
+) -> None:
+    _, credentials = _step(deploy, job_id, "uses", "configure-aws-credentials@")
+    assert "role-to-assume" in credentials["with"]
+    for use in ("actions/checkout", "actions/setup-python"):
+        assert use in _uses(deploy, job_id), f"{job_id} runs Python: it needs {use}"
+    _, rollout = _step(deploy, job_id, "run", f"{DEPLOY_CLI} rollout")
+    command = " ".join(rollout["run"].replace("\\\n", " ").split())
+    for flag, variable in ROLLOUT_FLAGS.items():
+        assert f'{flag} "${variable}"' in command, f"{job_id}: rollout without {flag}"
+        assert rollout["env"][variable] == f"${{{{ vars.{variable} }}}}"
+    assert rollout["env"]["IMAGE"] == "${{ steps.image.outputs.image }}"
+    assert re.search(r"--timeout-minutes \d+", command), "the wait has a time limit"
+
+
+def test_no_job_builds_or_deploys_beside_the_shared_command(deploy: dict[str, Any]) -> None:
+    # One implementation: the workflow neither containerizes nor renders and deploys
+    # task definitions itself.
+    for job_id in deploy["jobs"]:
+        uses = _uses(deploy, job_id)
+        assert not any(use.startswith("aws-actions/amazon-ecs-") for use in uses), job_id
+        text = _run_text(deploy, job_id)
+        assert not any(command in text for command in BUILD_COMMANDS), job_id
+        assert "docker push" not in text, f"{job_id}: push through {DEPLOY_CLI} push"
+        assert "aws ecs " not in text, job_id
 
 
 def test_manual_run_with_an_image_tag_rolls_back_without_building(
@@ -233,15 +270,16 @@ def test_manual_run_with_an_image_tag_rolls_back_without_building(
 
     rollback = _run_text(deploy, "rollback")
     assert not any(command in rollback for command in BUILD_COMMANDS)
-    assert "docker push" not in rollback
+    for command in ("build", "push", "release"):
+        assert f"{DEPLOY_CLI} {command}" not in rollback
     _, check = _step(deploy, "rollback", "run", "=~")
     assert check["env"]["TAG"] == "${{ inputs.image_tag }}"
-    _, find = _step(deploy, "rollback", "run", "aws ecr describe-images")
+    find_at, find = _step(deploy, "rollback", "run", "aws ecr describe-images")
     assert find["env"]["TAG"] == "${{ inputs.image_tag }}"
-    _, render = _step(deploy, "rollback", "uses", "amazon-ecs-render-task-definition@")
-    assert render["with"]["image"] == "${{ steps.image.outputs.image }}"
     assert "$TAG" in find["run"]
     assert "GITHUB_OUTPUT" in find["run"]
+    rollout_at, _ = _step(deploy, "rollback", "run", f"{DEPLOY_CLI} rollout")
+    assert find_at < rollout_at
 
 
 def test_inputs_never_expand_inside_a_shell(deploy: dict[str, Any]) -> None:
