@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
+import logging
 import shutil
 import socket
 import subprocess
@@ -30,10 +29,24 @@ from typing import Final
 if __package__ in (None, ""):  # run as a file: make `training` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# How an image is built (bentoml, its environment, labels, bundled models) is said once,
+# in the deploy code that ships it; this tool adds only what local use needs.
 from training.artifacts import MODEL_NAME
+from training.deploy import (
+    DEFAULT_REPOSITORY,
+    DeployError,
+    bentoml_cli,
+    build_bento,
+    bundled_model_versions,
+    containerize,
+    image_reference,
+    run_command,
+)
+from training.deploy import REPO_ROOT as REPO_ROOT
+from training.deploy import build_env as build_env
+from training.deploy import git_revision as git_revision
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[1]
-IMAGE_NAME: Final = "wine-quality"
+IMAGE_NAME: Final = DEFAULT_REPOSITORY
 CONTAINER_PORT: Final = 3000
 # The ECS Fargate task: a quarter of a vCPU and 512 MB.
 FARGATE_CPUS: Final = "0.25"
@@ -42,101 +55,29 @@ FARGATE_MEMORY: Final = f"{FARGATE_MEMORY_MIB}m"
 # Host ports the container tests and the benchmark publish on (127.0.0.1 only).
 HOST_PORTS: Final = range(3300, 3400)
 BASE_IMAGE_SCRIPT: Final = REPO_ROOT / "scripts" / "build_base_image.sh"
-# `bentoml containerize` resolves docker.dockerfile_template inside a temporary copy of
-# the bento but only accepts paths under the current directory (bentoml/BentoML#5566,
-# open in 1.4.40); a TMPDIR below the repository keeps that copy "inside" it.
-CONTAINERIZE_TMP: Final = REPO_ROOT / "build" / "containerize-tmp"
 
-
-class ImageBuildError(RuntimeError):
-    """`bentoml build` or `bentoml containerize` failed or produced no image."""
-
-
-def _bentoml() -> str:
-    beside = Path(sys.executable).with_name("bentoml")
-    return str(beside) if beside.exists() else "bentoml"
-
-
-def _run(args: Sequence[str], env: Mapping[str, str] | None = None, *, echo: bool = True) -> str:
-    if echo:
-        print("+", " ".join(args), file=sys.stderr, flush=True)
-    result = subprocess.run(
-        list(args),
-        env=dict(env) if env is not None else None,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise ImageBuildError(
-            f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}"
-            f"{result.stderr[-3000:]}"
-        )
-    return result.stdout
-
-
-def build_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment `bentoml build` / `containerize` run in."""
-    env = dict(os.environ if base is None else base)
-    env.setdefault("BENTOML_DO_NOT_TRACK", "True")
-    CONTAINERIZE_TMP.mkdir(parents=True, exist_ok=True)
-    env["TMPDIR"] = str(CONTAINERIZE_TMP)
-    if "DOCKER_BUILDKIT" not in env:
-        # BentoML asks for BuildKit; without the buildx plugin the classic builder is
-        # the one that works (the Dockerfile template needs no BuildKit feature).
-        has_buildx = (
-            subprocess.run(
-                ["docker", "buildx", "version"], capture_output=True, check=False
-            ).returncode
-            == 0
-        )
-        env["DOCKER_BUILDKIT"] = "1" if has_buildx else "0"
-    return env
-
-
-def git_revision(repo: Path = REPO_ROOT) -> tuple[str, bool]:
-    """Short commit sha of HEAD and whether the working tree differs from it."""
-    sha = _run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], echo=False).strip()
-    status = _run(["git", "-C", str(repo), "status", "--porcelain"], echo=False)
-    return sha, bool(status.strip())
+# `bentoml build` / `containerize` (or a docker command here) failed or made no image.
+ImageBuildError = DeployError
 
 
 def image_tag(model_version: str, sha: str, dirty: bool = False) -> str:
     """``wine-quality:<model version>-<git short sha>`` (``-dirty`` for uncommitted code)."""
-    return f"{IMAGE_NAME}:{model_version}-{sha}{'-dirty' if dirty else ''}"
+    return image_reference(IMAGE_NAME, model_version, f"{sha}-dirty" if dirty else sha)
 
 
 def latest_model_version(env: Mapping[str, str]) -> str:
     """Version `bentoml build` will bundle: the store's latest ``wine_quality`` entry."""
-    out = _run([_bentoml(), "models", "get", f"{MODEL_NAME}:latest", "-o", "json"], env, echo=False)
-    return str(json.loads(out)["version"])
+    command = [bentoml_cli(), "models", "get", f"{MODEL_NAME}:latest", "-o", "json"]
+    return str(json.loads(run_command(command, env, echo=False))["version"])
 
 
 def image_label(tag: str, label: str) -> str:
     """Value of one label of a local image ('' when it has none)."""
-    out = _run(
+    out = run_command(
         ["docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{label}"}}}}', tag],
         echo=False,
     )
     return out.strip()
-
-
-def build_bento(env: Mapping[str, str]) -> str:
-    """Run the real `bentoml build` on bentofile.yaml; returns the bento tag."""
-    out = _run([_bentoml(), "build", str(REPO_ROOT), "--output", "tag"], env)
-    match = re.search(r"__tag__:(\S+)", out)
-    if match is None:
-        raise ImageBuildError(f"bentoml build printed no tag:\n{out[-2000:]}")
-    return match.group(1)
-
-
-def bundled_model_versions(bento_tag: str, env: Mapping[str, str]) -> list[str]:
-    """Versions of the models the bento bundles (bento.yaml, services included)."""
-    info = json.loads(_run([_bentoml(), "get", bento_tag, "-o", "json"], env, echo=False))
-    tags = {m["tag"] for m in info.get("models", [])}
-    for service in info.get("services", []):
-        tags.update(m["tag"] for m in service.get("models", []))
-    return sorted(str(t).split(":", 1)[1] for t in tags if str(t).startswith(f"{MODEL_NAME}:"))
 
 
 def image_exists(tag: str) -> bool:
@@ -146,13 +87,13 @@ def image_exists(tag: str) -> bool:
 
 def image_size_bytes(tag: str) -> int:
     """Uncompressed size of the image, as `docker image ls` reports it."""
-    out = _run(["docker", "image", "inspect", "--format", "{{.Size}}", tag], echo=False)
+    out = run_command(["docker", "image", "inspect", "--format", "{{.Size}}", tag], echo=False)
     return int(out.strip())
 
 
 def ensure_base_image(env: Mapping[str, str]) -> None:
     """Make the stand-in base image when the engine cannot pull it (idempotent)."""
-    _run(["bash", str(BASE_IMAGE_SCRIPT)], env)
+    run_command(["bash", str(BASE_IMAGE_SCRIPT)], env)
 
 
 def ensure_image(*, force: bool = False, env: Mapping[str, str] | None = None) -> str:
@@ -169,17 +110,7 @@ def ensure_image(*, force: bool = False, env: Mapping[str, str] | None = None) -
     if len(versions) != 1:
         raise ImageBuildError(f"{bento_tag} bundles {versions}; expected exactly one model")
     tag = image_tag(versions[0], sha, dirty)
-    _run(
-        [
-            _bentoml(), "containerize", bento_tag, "--image-tag", tag,
-            "--label", f"org.opencontainers.image.revision={sha}",
-            "--label", f"wineq.model_version={versions[0]}",
-            "--label", f"wineq.bento={bento_tag}",
-        ],
-        env,
-    )  # fmt: skip
-    if not image_exists(tag):
-        raise ImageBuildError(f"bentoml containerize reported success but {tag} is missing")
+    containerize(bento_tag, tag, revision=sha, model_version=versions[0], env=env)
     return tag
 
 
@@ -205,7 +136,8 @@ class Container:
 
     def state(self) -> dict[str, object]:
         """`docker inspect` .State (Status, ExitCode, OOMKilled, ...)."""
-        out = _run(["docker", "inspect", "--format", "{{json .State}}", self.id], echo=False)
+        command = ["docker", "inspect", "--format", "{{json .State}}", self.id]
+        out = run_command(command, echo=False)
         state: dict[str, object] = json.loads(out)
         return state
 
@@ -305,7 +237,7 @@ def memory_usage_mb(container: Container) -> float:
         "    used -= stat('/sys/fs/cgroup/memory/memory.stat').get('total_inactive_file', 0)\n"
         "print(used)\n"
     )
-    out = _run(["docker", "exec", container.id, "python3", "-c", script], echo=False)
+    out = run_command(["docker", "exec", container.id, "python3", "-c", script], echo=False)
     return int(out.strip()) / 1e6
 
 
@@ -317,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
     sub.add_parser("tag", help="print the tag the store's latest model would get")
     args = parser.parse_args(argv)
+    # The build's commands, echoed as `+ ...` on stderr while stdout carries only the tag.
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if shutil.which("docker") is None:
         print("docker CLI not found", file=sys.stderr)
         return 1

@@ -118,11 +118,15 @@ class Rollout:
         }
 
 
-def _run(
-    args: Sequence[str], env: Mapping[str, str] | None = None, stdin: str | None = None
+def run_command(
+    args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    *,
+    echo: bool = True,
 ) -> str:
     """Run a command from the repository root; DeployError with its output's tail on failure."""
-    logger.info("+ %s", " ".join(args))
+    logger.log(logging.INFO if echo else logging.DEBUG, "+ %s", " ".join(args))
     try:
         result = subprocess.run(
             list(args),
@@ -142,15 +146,22 @@ def _run(
     return result.stdout
 
 
-def _bentoml() -> str:
+def bentoml_cli() -> str:
+    """The `bentoml` of this interpreter's environment (else the one on PATH)."""
     beside = Path(sys.executable).with_name("bentoml")
     return str(beside) if beside.exists() else "bentoml"
 
 
+def git_revision(repo: Path = REPO_ROOT) -> tuple[str, bool]:
+    """Short commit sha of HEAD and whether the working tree differs from it."""
+    sha = run_command(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], echo=False)
+    status = run_command(["git", "-C", str(repo), "status", "--porcelain"], echo=False)
+    return sha.strip(), bool(status.strip())
+
+
 def repo_commit(repo: Path = REPO_ROOT) -> str:
     """Short sha of HEAD, with ``-dirty`` when the working tree differs from it."""
-    sha = _run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"]).strip()
-    dirty = bool(_run(["git", "-C", str(repo), "status", "--porcelain"]).strip())
+    sha, dirty = git_revision(repo)
     return f"{sha}-dirty" if dirty else sha
 
 
@@ -168,8 +179,9 @@ def _registry_of(image: str) -> str:
     return first if sep and ("." in first or ":" in first or first == "localhost") else ""
 
 
-def _docker_env() -> dict[str, str]:
-    env = dict(os.environ)
+def build_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment `bentoml build` / `containerize` run in (``base``: os.environ)."""
+    env = dict(os.environ if base is None else base)
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
     CONTAINERIZE_TMP.mkdir(parents=True, exist_ok=True)
     env["TMPDIR"] = str(CONTAINERIZE_TMP)
@@ -209,7 +221,9 @@ def registry_login(image: str) -> None:
         .decode()
         .partition(":")
     )
-    _run(["docker", "login", "--username", user, "--password-stdin", registry], stdin=password)
+    run_command(
+        ["docker", "login", "--username", user, "--password-stdin", registry], stdin=password
+    )
 
 
 def build_image(
@@ -222,38 +236,51 @@ def build_image(
 ) -> BuiltImage:
     """``bentoml build`` + ``containerize`` of a mirrored version (default: the champion)."""
     commit = commit or repo_commit()
-    env = _docker_env()
+    env = build_env()
     with tempfile.TemporaryDirectory(prefix="wineq-release-", dir=CONTAINERIZE_TMP) as home:
         env["BENTOML_HOME"] = home
         pull = [sys.executable, "-m", "training", "pull", "--bucket", bucket, "--prefix", prefix]
-        tag = _run([*pull, *(["--version", version] if version else [])], env).strip()
+        tag = run_command([*pull, *(["--version", version] if version else [])], env).strip()
         model_version = tag.rpartition(":")[2]
         image = image_reference(repository, model_version, commit)
-        out = _run([_bentoml(), "build", str(REPO_ROOT), "--output", "tag"], env)
-        found = re.search(r"__tag__:(\S+)", out)
-        if found is None:
-            raise DeployError(f"bentoml build printed no tag:\n{out[-2000:]}")
-        bento = found.group(1)
+        bento = build_bento(env)
         bundled = bundled_model_versions(bento, env)
         if bundled != [model_version]:
             raise DeployError(f"{bento} bundles {bundled}, expected only {model_version}")
-        _run(
-            [
-                _bentoml(), "containerize", bento, "--image-tag", image,
-                "--label", f"org.opencontainers.image.revision={commit}",
-                "--label", f"wineq.model_version={model_version}",
-                "--label", f"wineq.bento={bento}",
-            ],
-            env,
-        )  # fmt: skip
-    _run(["docker", "image", "inspect", "--format", "{{.Id}}", image])
+        containerize(bento, image, revision=commit, model_version=model_version, env=env)
     logger.info("built %s", image)
     return BuiltImage(image, model_version, commit, built=True, pushed=False)
 
 
+def build_bento(env: Mapping[str, str]) -> str:
+    """Run the real `bentoml build` on bentofile.yaml; returns the bento tag."""
+    out = run_command([bentoml_cli(), "build", str(REPO_ROOT), "--output", "tag"], env)
+    found = re.search(r"__tag__:(\S+)", out)
+    if found is None:
+        raise DeployError(f"bentoml build printed no tag:\n{out[-2000:]}")
+    return found.group(1)
+
+
+def containerize(
+    bento: str, image: str, *, revision: str, model_version: str, env: Mapping[str, str]
+) -> None:
+    """`bentoml containerize` ``bento`` as ``image``, labelled; fails if no image results."""
+    run_command(
+        [
+            bentoml_cli(), "containerize", bento, "--image-tag", image,
+            "--label", f"org.opencontainers.image.revision={revision}",
+            "--label", f"wineq.model_version={model_version}",
+            "--label", f"wineq.bento={bento}",
+        ],
+        env,
+    )  # fmt: skip
+    # Exit code 0 alone does not prove the engine holds the tag; the inspect does.
+    run_command(["docker", "image", "inspect", "--format", "{{.Id}}", image])
+
+
 def bundled_model_versions(bento: str, env: Mapping[str, str]) -> list[str]:
     """Versions of the models a bento bundles (services' models included)."""
-    info = json.loads(_run([_bentoml(), "get", bento, "-o", "json"], env))
+    info = json.loads(run_command([bentoml_cli(), "get", bento, "-o", "json"], env, echo=False))
     tags = {m["tag"] for m in info.get("models", [])}
     for service in info.get("services", []):
         tags.update(m["tag"] for m in service.get("models", []))
@@ -266,7 +293,7 @@ def push_image(image: str) -> bool:
     if not image.endswith("-dirty") and image_in_registry(image):
         logger.info("%s is in the registry already; tags are immutable", image)
         return False
-    _run(["docker", "push", image])
+    run_command(["docker", "push", image])
     return True
 
 
