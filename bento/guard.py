@@ -9,7 +9,6 @@ are handed to the BentoML API through the ASGI scope, so nothing is parsed twice
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +21,6 @@ from bento.schemas import BatchPredictRequest, PredictRequest
 from bento.settings import ServiceSettings
 from bento.state import ServingState
 from training.features import encode_row
-
-logger = logging.getLogger("bentoml.wineq")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -290,8 +287,6 @@ class RequestGuard:
     async def _respond(
         send: Send, error: ApiError, headers: list[tuple[bytes, bytes]] | None = None
     ) -> None:
-        if error.status >= 500:
-            logger.warning("Refused a request: %s", error.message)
         extra = [(b"retry-after", b"1")] if error.status == 503 else []
         await _send_json(send, error.status, error.body(), [*(headers or []), *extra])
 

@@ -11,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from types import FrameType
 from typing import Any
 
 import bentoml
 
+from bento.exporter import CloudWatchExporter
 from bento.guard import BATCH_ROUTE, PREDICT_ROUTE, RequestGuard, Row
 from bento.io import BatchInputSpec, BatchOutputSpec, PredictInputSpec, PredictOutputSpec
+from bento.logs import CloudWatchLogs, RequestLog, configure_logging
+from bento.metrics import LATENCY_BUCKETS_S
 from bento.settings import ServiceSettings
 from bento.state import ServingState
 
@@ -40,7 +44,10 @@ BATCHING: dict[str, Any] = {
     # Concurrency is limited by RequestGuard, so refusals keep the project's error shape.
     traffic={"timeout": 30},
     http={"port": 3000},
-    metrics={"enabled": True},
+    # The exporter sends latency from these buckets (bento/metrics.py); request lines come
+    # from bento/logs.py (refused, failed, slow), not from a line per request.
+    metrics={"enabled": True, "duration": {"buckets": list(LATENCY_BUCKETS_S)}},
+    logging={"access": {"enabled": False}},
 )
 class WineQualityService:
     """Predicts the quality (3-9) of a red or white wine from 11 lab measurements."""
@@ -54,6 +61,7 @@ class WineQualityService:
         from bento.runtime import Predictor
 
         self.settings = SETTINGS
+        self._start_telemetry()
         self.predictor: Predictor | None = None
         try:
             self.predictor = Predictor.start(self.settings, self.bundled_model)
@@ -123,7 +131,38 @@ class WineQualityService:
 
         signal.signal(signal.SIGTERM, on_sigterm)
 
+    # ------------------------------------------------ CloudWatch metrics and logs (issue 10)
+    # Both leave the worker on background threads (bento/exporter.py, bento/logs.py) and
+    # get one last flush after the drain, together bounded by WINEQ_METRICS_FLUSH_TIMEOUT_S.
 
+    def _start_telemetry(self) -> None:
+        self.log_shipping: CloudWatchLogs | None = configure_logging(self.settings)
+        state = self.state
+        self.exporter = CloudWatchExporter.from_settings(
+            self.settings,
+            service=WineQualityService.name,  # type: ignore[attr-defined]
+            model_version=lambda: state.model_version,
+            ready=lambda: state.ready,
+        )
+
+    @bentoml.on_shutdown
+    def flush_telemetry(self) -> None:
+        """After the drain and the server's stop: the last metrics batch and queued log lines."""
+        deadline = time.monotonic() + self.settings.metrics_flush_timeout_s
+        if self.exporter is not None:
+            self.exporter.stop()
+        if self.log_shipping is not None:
+            self.log_shipping.close()
+        if self.exporter is not None:
+            self.exporter.join(max(0.0, deadline - time.monotonic()))
+
+
+# Outside the guard, so refusals get their log line too.
+WineQualityService.add_asgi_middleware(  # type: ignore[attr-defined]
+    RequestLog,
+    settings=SETTINGS,
+    state=WineQualityService.inner.state,  # type: ignore[attr-defined]
+)
 WineQualityService.add_asgi_middleware(  # type: ignore[attr-defined]
     RequestGuard,
     settings=SETTINGS,

@@ -6,11 +6,11 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from training.artifacts import MODEL_NAME
-from training.envvars import SERVING_PREFIX, reject_unknown
+from training.envvars import SERVING_PREFIX, invalid_setting, reject_unknown
 
 ENV_PREFIX = SERVING_PREFIX
 
@@ -38,7 +38,10 @@ class ServiceSettings(BaseSettings):
             for name in cls.model_fields
             if f"{ENV_PREFIX}{name.upper()}" in env
         }
-        return cls.model_validate(given)
+        try:
+            return cls.model_validate(given)
+        except ValidationError as exc:
+            raise invalid_setting(ENV_PREFIX, exc.errors()) from None
 
     @classmethod
     def settings_customise_sources(
@@ -110,3 +113,83 @@ class ServiceSettings(BaseSettings):
         "/tmp/wineq-models",  # noqa: S108 - the container's only writable place besides $BENTOML_HOME
         description="Where a model pulled from S3 at start-up is unpacked.",
     )
+
+    # CloudWatch metrics and logs (bento/exporter.py, bento/logs.py). Off unless named.
+    metrics_namespace: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9.\-_/#:]+$",
+        description=(
+            "CloudWatch namespace the in-process exporter writes to; unset turns the "
+            "exporter off. Terraform sets it to its metrics_namespace variable."
+        ),
+    )
+    metrics_interval_s: float = Field(
+        60.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds between two PutMetricData batches of a worker.",
+    )
+    metrics_by_class: bool = Field(
+        False,
+        description=(
+            "Also send predictions by quality class (7 more metric/dimension "
+            "combinations, each billed by CloudWatch)."
+        ),
+    )
+    metrics_by_feature: bool = Field(
+        False,
+        description=(
+            "Also send out-of-distribution values by feature (11 more metric/dimension "
+            "combinations, each billed by CloudWatch)."
+        ),
+    )
+    metrics_buffer_points: int = Field(
+        2_000,
+        ge=1,
+        description=(
+            "Most data points a worker keeps while CloudWatch is unreachable; beyond it "
+            "the oldest are dropped and counted (wineq_exporter_dropped_points_total)."
+        ),
+    )
+    metrics_flush_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        allow_inf_nan=False,
+        le=30,
+        description=(
+            "Longest the final flush of metrics (and of queued log events) may take at "
+            "shutdown, after the drain period; also each CloudWatch call's timeout."
+        ),
+    )
+    log_group: str | None = Field(
+        None,
+        min_length=1,
+        max_length=512,
+        description=(
+            "CloudWatch Logs group the service ships its JSON log lines to (one stream per "
+            "task); unset writes them to stdout only."
+        ),
+    )
+    log_every_request: bool = Field(
+        False,
+        description=(
+            "A log line for every request; by default only refused, failed and slow "
+            "requests get one (the metrics count the rest)."
+        ),
+    )
+    log_slow_ms: float = Field(
+        1_000.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="A successful request slower than this many milliseconds gets a log line.",
+    )
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _not_an_aws_namespace(cls, value: str | None) -> str | None:
+        """CloudWatch refuses custom metrics under the AWS/ prefix."""
+        if value is not None and value.startswith("AWS/"):
+            raise ValueError("AWS/ namespaces are reserved for AWS services")
+        return value

@@ -20,6 +20,8 @@ locals {
     WINEQ_BATCH_MAX_LATENCY_MS = tostring(var.batch_max_latency_ms)
     # The ALB's idle timeout is derived from the same variable (main.tf).
     WINEQ_KEEP_ALIVE_S = tostring(var.keep_alive_s)
+    # The in-process exporter writes here; the task role may write to this namespace only.
+    WINEQ_METRICS_NAMESPACE = var.metrics_namespace
   }
 
   # Only set when a version is chosen: absent, the service serves the bundled model.

@@ -244,3 +244,101 @@ resource "aws_cloudwatch_metric_alarm" "tasks_below_desired" {
     }
   }
 }
+
+# ---------------------------------------------------------------- the service's own metrics
+
+# What the in-process exporter sends (bento/exporter.py METRICS; the project README,
+# "Metrics and logs in CloudWatch"). Its per-version series carry ModelVersion, which
+# changes with every model, so the alarms read the rollups it also sends under the
+# Service dimension alone. Quiet minutes count as 0, as in the ALB alarms above.
+locals {
+  # The exporter's Service dimension: the BentoML service's name (bento/service.py).
+  service_metrics_service = "wine_quality"
+  service_metrics_rollup  = { Service = local.service_metrics_service }
+}
+
+# 5xx share of prediction requests as the service counts them (health checks and the
+# ALB's own answers excluded). Notifies; the ALB alarms roll deployments back.
+resource "aws_cloudwatch_metric_alarm" "service_error_rate" {
+  alarm_name          = "${local.name}-service-5xx-rate"
+  alarm_description   = "More than ${var.error_rate_threshold_percent}% of prediction requests answered 5xx in 2 of 3 minutes, as the service counts them."
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.error_rate_threshold_percent
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "error_rate"
+    label       = "service 5xx %"
+    expression  = "IF(FILL(requests, 0) >= ${local.error_rate_min_requests}, 100 * FILL(errors, 0) / requests, 0)"
+    return_data = true
+  }
+
+  # Every prediction request is one latency sample.
+  metric_query {
+    id = "requests"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "Latency"
+      dimensions  = local.service_metrics_rollup
+      period      = 60
+      stat        = "SampleCount"
+    }
+  }
+
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "Requests5xx"
+      dimensions  = local.service_metrics_rollup
+      period      = 60
+      stat        = "Sum"
+    }
+  }
+}
+
+# p99 of prediction requests as the service measures them (without the ALB's share),
+# in busy minutes only, like the ALB's p99 alarm. Notifies.
+resource "aws_cloudwatch_metric_alarm" "service_latency_p99" {
+  alarm_name          = "${local.name}-service-p99-latency"
+  alarm_description   = "Service-measured p99 latency of prediction requests above ${var.p99_latency_threshold_ms} ms for 3 minutes with at least ${var.p99_alarm_min_requests} requests each."
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.p99_latency_threshold_ms
+  evaluation_periods  = 3
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "guarded_p99"
+    label       = "service p99 (ms), busy minutes only"
+    expression  = "IF(FILL(requests, 0) >= ${var.p99_alarm_min_requests}, p99, 0)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "p99"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "Latency"
+      dimensions  = local.service_metrics_rollup
+      period      = 60
+      stat        = "p99"
+    }
+  }
+
+  metric_query {
+    id = "requests"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "Latency"
+      dimensions  = local.service_metrics_rollup
+      period      = 60
+      stat        = "SampleCount"
+    }
+  }
+}

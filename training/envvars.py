@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 SERVING_PREFIX = "WINEQ_"
 TRAINING_PREFIX = "WINEQ_TRAIN_"
@@ -20,6 +21,19 @@ PREFIXES = (SERVING_PREFIX, TRAINING_PREFIX)
 
 class UnknownSettingError(ValueError):
     """An environment variable under a project prefix names no setting."""
+
+
+class InvalidSettingError(ValueError):
+    """An environment variable under a project prefix holds a value its setting refuses."""
+
+
+def invalid_setting(prefix: str, errors: Iterable[Mapping[str, Any]]) -> InvalidSettingError:
+    """One line naming each refused variable, its value and why (from pydantic's errors)."""
+    problems = "; ".join(
+        f"{prefix}{str(error['loc'][0]).upper()}={error.get('input')!r}: {error['msg']}"
+        for error in errors
+    )
+    return InvalidSettingError(f"invalid setting: {problems}")
 
 
 def _owner(name: str) -> str | None:

@@ -7,13 +7,16 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from training.envvars import TRAINING_PREFIX, reject_unknown
+from training.envvars import (
+    TRAINING_PREFIX,
+    InvalidSettingError,
+    invalid_setting,
+    reject_unknown,
+)
+
+__all__ = ["InvalidSettingError", "TrainingSettings"]
 
 UCI_BASE_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/wine-quality"
-
-
-class InvalidSettingError(ValueError):
-    """A ``WINEQ_TRAIN_*`` variable holds a value its setting does not accept."""
 
 
 class TrainingSettings(BaseSettings):
@@ -58,9 +61,4 @@ class TrainingSettings(BaseSettings):
         try:
             return cls()
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{TRAINING_PREFIX}{str(error['loc'][0]).upper()}={error['input']!r}: "
-                f"{error['msg']}"
-                for error in exc.errors()
-            )
-            raise InvalidSettingError(f"invalid setting: {problems}") from None
+            raise invalid_setting(TRAINING_PREFIX, exc.errors()) from None

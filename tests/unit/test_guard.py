@@ -535,15 +535,34 @@ def test_a_refused_request_gives_its_slot_back(refused_body: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "chunks", "error"),
+    ("status", "answered", "chunks", "error"),
     [
         pytest.param(
-            429, [_body({"error": f"queue full at {SECRET}"})], "overloaded", id="bentoml-429"
+            429, 503, [_body({"error": f"queue full at {SECRET}"})], "overloaded", id="bentoml-429"
         ),
         pytest.param(
-            503, [_body({"error": f"ServiceUnavailable: {SECRET}"})], "overloaded", id="bentoml-503"
+            503,
+            503,
+            [_body({"error": f"ServiceUnavailable: {SECRET}"})],
+            "overloaded",
+            id="bentoml-503",
         ),
         pytest.param(
+            504,
+            503,
+            [_body({"error": f"timed out after {SECRET}"})],
+            "overloaded",
+            id="timeout-504",
+        ),
+        pytest.param(
+            400,
+            500,
+            [_body({"error": f"BadInput: {SECRET}"})],
+            "internal_error",
+            id="bentoml-400-after-the-guard-accepted",
+        ),
+        pytest.param(
+            500,
             500,
             [_body({"error": "An unexpected error has occurred, please check the server log."})],
             "internal_error",
@@ -551,22 +570,26 @@ def test_a_refused_request_gives_its_slot_back(refused_body: bytes) -> None:
         ),
         pytest.param(
             500,
+            500,
             [b"Traceback (most recent call last):\n", f'  File "{SECRET}"\n'.encode()],
             "internal_error",
             id="streamed-text-500",
         ),
     ],
 )
-def test_the_apps_own_errors_are_reshaped_keeping_the_status(
-    status: int, chunks: list[bytes], error: str
+def test_the_apps_own_errors_are_reshaped_to_the_documented_statuses(
+    status: int, answered: int, chunks: list[bytes], error: str
 ) -> None:
+    # Load shedding and timeouts are "retry later" (503 with Retry-After); anything else
+    # BentoML refuses after the guard accepted the request is a fault (500).
     app = StubApp(
         status=status,
         chunks=chunks,
         headers=[(b"content-type", b"text/plain"), (b"x-request-id", b"abc")],
     )
     response = call(make_guard(app), "/predict", _body({"features": GOOD}))
-    assert response.status == status
+    assert response.status == answered
+    assert (response.header("retry-after") == "1") is (answered == 503)
     assert response.header("content-type") == JSON
     assert response.header("content-length") == str(len(response.body))
     assert response.header("x-model-version") == VERSION

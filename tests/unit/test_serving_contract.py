@@ -11,7 +11,7 @@ from bento.errors import HTTP_STATUS_CODES, ApiError, field_errors
 from bento.guard import json_depth
 from bento.schemas import BatchPredictRequest, PredictRequest, WineFeatures
 from bento.settings import ServiceSettings
-from training.envvars import UnknownSettingError
+from training.envvars import InvalidSettingError, UnknownSettingError
 from training.features import EXAMPLE_FEATURES, FEATURE_NAMES, FEATURES, WINE_TYPE_FIELD
 
 
@@ -111,5 +111,16 @@ def test_serving_settings_come_from_the_given_environment_only(
 
 
 def test_an_engine_the_service_does_not_have_stops_start_up() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidSettingError, match=r"WINEQ_ENGINE='tensorflow'"):
         ServiceSettings.from_env({"WINEQ_ENGINE": "tensorflow"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("WINEQ_METRICS_INTERVAL_S", "-5"), ("WINEQ_METRICS_NAMESPACE", "")],
+)
+def test_a_bad_metrics_setting_stops_start_up_naming_the_variable(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(InvalidSettingError, match=rf"^invalid setting: {variable}="):
+        ServiceSettings.from_env({variable: value})
