@@ -94,7 +94,7 @@ def test_the_alarms_read_the_exporter_rollups(terraform: Terraform) -> None:
     assert p99["threshold"] == "${var.p99_latency_threshold_ms}"
 
 
-def test_the_service_dimension_is_the_name_bentoml_gives_the_service(terraform: Terraform) -> None:
+def test_the_service_dimension_is_the_service_name(terraform: Terraform) -> None:
     from bento.service import WineQualityService
 
     assert terraform.locals["service_metrics_service"] == WineQualityService.name  # type: ignore[attr-defined]

@@ -31,7 +31,7 @@ def _without_fd(args: list[str]) -> list[str]:
     return [*args[: at + 1], "<fd>", *args[at + 2 :]]
 
 
-def test_the_launchers_worker_gets_the_options_and_environment_of_bentoml_serve(
+def test_the_launchers_worker_gets_the_options_and_environment_serve_gives(
     bentoml_home: Path, trained_model_tag: str, tmp_path: Path
 ) -> None:
     server = start_server(bentoml_home, trained_model_tag, tmp_path, args=OPTIONS)
