@@ -26,7 +26,7 @@ import pytest
 
 from tests.container.conftest import docker_engine  # noqa: F401 - the same engine check
 from tests.fixtures.cli import REPO_ROOT
-from tests.fixtures.moto import MOTO_AWS_ENV, START_ATTEMPTS, _start_moto
+from tests.fixtures.moto import MOTO_AWS_ENV, running_moto
 from tests.fixtures.server import free_port, stop_process
 from training.data import WineData
 from training.pipeline import Ingested
@@ -89,20 +89,9 @@ def dagbag(airflow_home: Path) -> Any:
 def aws_stand_in(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A moto server (S3 and ECS) on 127.0.0.1 whose ECS services run one task each."""
     log_path = tmp_path_factory.mktemp("moto_ecs") / "moto.log"
-    for _ in range(START_ATTEMPTS):
-        port = free_port()
-        with pytest.MonkeyPatch.context() as patch:
-            # moto reports this many running tasks per service: one desired task is stable.
-            patch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
-            process = _start_moto(port, log_path)
-        if process is None:
-            continue
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop_process(process, timeout=10)
-        return
-    raise RuntimeError(f"moto did not start in {START_ATTEMPTS} attempts; see {log_path}")
+    # moto reports this many running tasks per service: one desired task is stable.
+    with running_moto(log_path, {"MOTO_ECS_SERVICE_RUNNING": "1"}) as url:
+        yield url
 
 
 def _registry_answers(url: str) -> bool:
