@@ -75,12 +75,19 @@ def main(argv: list[str] | None = None) -> None:
     # nothing while the service is imported and planned, then freeze what it left so
     # later passes skip it. The only place the project tunes the collector.
     gc.disable()
-    if args.timeout_keep_alive is None:
-        from bento.settings import ServiceSettings
+    from bento.settings import ServiceSettings
+    from training.envvars import InvalidSettingError, UnknownSettingError
 
+    try:
+        settings = ServiceSettings.from_env()
+    except (InvalidSettingError, UnknownSettingError) as exc:
+        # A configuration mistake: one line naming the variable, no traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if args.timeout_keep_alive is None:
         # The one server option the project sets: longer than the load balancer's idle
         # timeout (terraform/), so the balancer never reuses a connection the worker closed.
-        args.timeout_keep_alive = ServiceSettings.from_env().keep_alive_s
+        args.timeout_keep_alive = settings.keep_alive_s
     try:
         from bento.bentoml_adapter import plan_worker, run_worker
 

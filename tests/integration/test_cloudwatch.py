@@ -352,11 +352,8 @@ def test_expected_overload_refusals_are_counted_and_logged_once_without_tracebac
 
 
 @pytest.mark.parametrize(
-    ("variable", "value", "setting"),
-    [
-        ("WINEQ_METRICS_INTERVAL_S", "-1", "metrics_interval_s"),
-        ("WINEQ_METRICS_NAMESPACE", "", "metrics_namespace"),
-    ],
+    ("variable", "value"),
+    [("WINEQ_METRICS_INTERVAL_S", "-1"), ("WINEQ_METRICS_NAMESPACE", "")],
 )
 def test_bad_exporter_settings_stop_the_start_naming_the_setting(
     bentoml_home: Path,
@@ -364,7 +361,6 @@ def test_bad_exporter_settings_stop_the_start_naming_the_setting(
     tmp_path: Path,
     variable: str,
     value: str,
-    setting: str,
 ) -> None:
     server = start_server(
         bentoml_home, trained_model_tag, tmp_path, launcher=True, env={variable: value}
@@ -374,5 +370,6 @@ def test_bad_exporter_settings_stop_the_start_naming_the_setting(
     finally:
         server.stop()
     assert code != 0
-    assert setting in server.log()
-    assert "ValidationError" in server.log() or "validation error" in server.log()
+    log = server.log()
+    assert f"error: invalid setting: {variable}=" in log
+    assert "Traceback" not in log

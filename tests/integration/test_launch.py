@@ -108,3 +108,4 @@ def test_an_unknown_wineq_variable_stops_the_start_with_the_closest_name(
     log = server.log()
     assert "WINEQ_MAX_BACH_ROWS" in log
     assert "did you mean WINEQ_MAX_BATCH_ROWS?" in log
+    assert "Traceback" not in log
