@@ -16,6 +16,12 @@ Touchpoints:
   injection, the worker environment and deployment hooks ``bentoml serve`` prepares,
   the configuration values it turns into worker options, and the worker's entry point.
   Used by ``bento/launch.py``.
+- API methods bound once: BentoML's HTTP app looks an API method up on the service
+  instance for every request (``getattr(instance, name).local``), and the
+  ``APIMethod`` descriptor rebuilds the bound callable each time (a signature
+  inspection and a ``functools.wraps``).  As a non-data descriptor it yields to the
+  instance's own attribute, so :func:`bind_api_methods` stores the bound callables on
+  the instance once.  Used by ``bento/service.py``.
 - Tests only: pointing an already-configured process at another model store.
 """
 
@@ -258,6 +264,23 @@ def _on_deployment(service: Any) -> list[str]:
             member()
             ran.append(name)
     return ran
+
+
+def bind_api_methods(instance: object) -> list[str]:
+    """Bind every BentoML API method of a service instance once; the names bound.
+
+    What BentoML's app gets per request is then exactly what the descriptor would have
+    built (the same callable, with its ``local`` attribute), without rebuilding it.
+    """
+    from _bentoml_sdk.method import APIMethod
+
+    bound: list[str] = []
+    for cls in reversed(type(instance).__mro__):
+        for name, attribute in vars(cls).items():
+            if isinstance(attribute, APIMethod):
+                vars(instance)[name] = attribute.__get__(instance, type(instance))
+                bound.append(name)
+    return bound
 
 
 def run_worker(args: Sequence[str]) -> None:

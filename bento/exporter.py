@@ -1,11 +1,12 @@
 """The sidecar-free CloudWatch exporter: what /metrics counts, sent as CloudWatch custom metrics.
 
 Each worker runs one :class:`CloudWatchExporter` thread.  Every interval it reads the
-counts the worker already keeps in its Prometheus registry (BentoML's request counter
-and duration histogram, the project's ``wineq_*`` metrics), turns the increase since the
-previous read into CloudWatch data points and sends them in one ``PutMetricData`` call
-(split only where the API's limits require).  Nothing is counted a second time on the
-request path, so what CloudWatch receives is what the worker served.
+counts the worker already keeps for ``/metrics`` (:class:`bento.metrics.ServingMetrics`:
+requests by route and status, their latency histogram, predictions, rows per model
+call), turns the increase since the previous read into CloudWatch data points and
+sends them in one ``PutMetricData`` call (split only where the API's limits require).
+Nothing is counted a second time on the request path, so what CloudWatch receives is
+what the worker served.
 
 The request path never waits for it: reads and sends happen on the exporter's own
 thread, the points wait in a bounded buffer that drops the oldest (and counts them)
@@ -33,13 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from bento.guard import BATCH_ROUTE, PREDICT_ROUTE
-from bento.metrics import (
-    MODEL_CALL_ROWS,
-    OUT_OF_DISTRIBUTION,
-    PREDICTIONS,
-    ExporterMetrics,
-)
+from bento.metrics import ROUTES, ServingMetrics
 from bento.settings import ServiceSettings
 
 logger = logging.getLogger("bentoml.wineq.exporter")
@@ -47,9 +42,6 @@ logger = logging.getLogger("bentoml.wineq.exporter")
 # ------------------------------------------------------------------ what CloudWatch receives
 
 BASE_DIMENSIONS: Final = ("Service", "ModelVersion")
-# Only the prediction routes are requests here: health, readiness, metrics and docs
-# routes are never counted (ALB health checks would otherwise be billed traffic).
-ROUTES: Final = (PREDICT_ROUTE, BATCH_ROUTE)
 STATUS_CLASSES: Final = ("2xx", "4xx", "5xx")
 
 
@@ -98,7 +90,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "Milliseconds",
         BASE_DIMENSIONS,
         "Prediction request latency as a distribution (values are the upper bounds of "
-        "BentoML's duration buckets): read p50, p90, p99.",
+        "the worker's duration buckets): read p50, p90, p99.",
         rollup=True,
     ),
     MetricDef(
@@ -148,60 +140,34 @@ def enabled_metrics(settings: ServiceSettings) -> frozenset[str]:
 
 # ------------------------------------------------------------------ reading the worker's counts
 
-# Sample names in the worker's Prometheus registry (BentoML's metric namespace is its
-# default, "bentoml_service": the service does not configure another).
-BENTOML_REQUESTS: Final = "bentoml_service_request_total"
-BENTOML_DURATION_BUCKETS: Final = "bentoml_service_request_duration_seconds_bucket"
-SAMPLES: Final = (
-    BENTOML_REQUESTS,
-    BENTOML_DURATION_BUCKETS,
-    f"{MODEL_CALL_ROWS}_bucket",
-    f"{PREDICTIONS}_total",
-    f"{OUT_OF_DISTRIBUTION}_total",
-)
-
 Dimensions = tuple[tuple[str, str], ...]
 # One counted series: metric name, its dimensions besides Service and ModelVersion, and
 # for a distribution the bucket's upper bound (None for a plain count).
 Point = tuple[str, Dimensions, float | None]
 
 
-def _route(endpoint: str) -> str | None:
-    """The prediction route a request path is (trailing slash ignored), or None."""
-    route = endpoint.rstrip("/") or "/"
-    return route if route in ROUTES else None
-
-
-def read_counts(registry: Any) -> dict[Point, float]:
+def read_counts(metrics: ServingMetrics) -> dict[Point, float]:
     """The worker's cumulative counts, as points; distributions as cumulative buckets."""
     counts: dict[Point, float] = {}
 
     def add(point: Point, value: float) -> None:
         counts[point] = counts.get(point, 0.0) + value
 
-    for family in registry.restricted_registry(SAMPLES).collect():
-        for sample in family.samples:
-            labels = sample.labels
-            if sample.name == BENTOML_REQUESTS:
-                route = _route(labels.get("endpoint", ""))
-                if route is None:
-                    continue
-                status = int(labels.get("http_response_code", 0))
-                status_class = f"{status // 100}xx"
-                if status_class in REQUESTS:
-                    add((REQUESTS[status_class], (("Route", route),), None), sample.value)
-                if status == 503:
-                    add((REFUSALS_503, (), None), sample.value)
-            elif sample.name == BENTOML_DURATION_BUCKETS:
-                if _route(labels.get("endpoint", "")) is not None:
-                    add((LATENCY, (), float(labels["le"])), sample.value)
-            elif sample.name == f"{MODEL_CALL_ROWS}_bucket":
-                add((ROWS_PER_MODEL_CALL, (), float(labels["le"])), sample.value)
-            elif sample.name == f"{PREDICTIONS}_total":
-                add((PREDICTIONS_BY_CLASS, (("Quality", labels["quality"]),), None), sample.value)
-            elif sample.name == f"{OUT_OF_DISTRIBUTION}_total":
-                feature = labels["feature"]
-                add((OUT_OF_DISTRIBUTION_BY_FEATURE, (("Feature", feature),), None), sample.value)
+    for (route, status), served in dict(metrics.requests).items():
+        status_class = f"{status // 100}xx"
+        if status_class in REQUESTS:
+            add((REQUESTS[status_class], (("Route", route),), None), served)
+        if status == 503:
+            add((REFUSALS_503, (), None), served)
+    for histogram in metrics.latency.values():
+        for bound, below in histogram.cumulative():
+            add((LATENCY, (), bound), below)
+    for bound, below in metrics.model_call_rows.cumulative():
+        add((ROWS_PER_MODEL_CALL, (), bound), below)
+    for quality, predicted in dict(metrics.predictions).items():
+        add((PREDICTIONS_BY_CLASS, (("Quality", quality),), None), predicted)
+    for feature, flagged in dict(metrics.out_of_distribution).items():
+        add((OUT_OF_DISTRIBUTION_BY_FEATURE, (("Feature", feature),), None), flagged)
     return counts
 
 
@@ -372,23 +338,18 @@ class CloudWatchExporter:
         flush_timeout_s: float = 2.0,
         buffer_points: int = 2_000,
         enabled: frozenset[str] | None = None,
-        registry: Any = None,
-        health: ExporterMetrics | None = None,
+        metrics: ServingMetrics,
         ready: Callable[[], bool] | None = None,
     ) -> None:
-        if registry is None:
-            import prometheus_client
-
-            registry = prometheus_client.REGISTRY
         self.namespace = namespace
         self.service = service
         self.model_version = model_version
         self.interval_s = interval_s
         self.flush_timeout_s = flush_timeout_s
         self.enabled = enabled if enabled is not None else DEFAULT_METRICS
-        self.registry = registry
+        self.metrics = metrics
+        metrics.exporter = self  # its health is shown on /metrics
         self.ready = ready
-        self.health = health if health is not None else ExporterMetrics(registry)
         self.buffer: deque[dict[str, Any]] = deque()
         self.buffer_points = buffer_points
         self.sends = 0
@@ -411,9 +372,11 @@ class CloudWatchExporter:
         *,
         service: str,
         model_version: Callable[[], str],
+        metrics: ServingMetrics,
         ready: Callable[[], bool] | None = None,
     ) -> CloudWatchExporter | None:
-        """The exporter the settings ask for (started), or None when no namespace is set."""
+        """The exporter the settings ask for (started, reporting on ``metrics``), or None
+        when no namespace is set."""
         if settings.metrics_namespace is None:
             return None
         exporter = cls(
@@ -424,6 +387,7 @@ class CloudWatchExporter:
             flush_timeout_s=settings.metrics_flush_timeout_s,
             buffer_points=settings.metrics_buffer_points,
             enabled=enabled_metrics(settings),
+            metrics=metrics,
             ready=ready,
         )
         exporter.start()
@@ -437,6 +401,10 @@ class CloudWatchExporter:
             self.namespace,
             self.interval_s,
         )
+
+    def buffered(self) -> int:
+        """Data points waiting to be sent (shown on /metrics)."""
+        return len(self.buffer)
 
     def stop(self) -> None:
         """Ask the thread for its final batch (what was counted since the last one) and to end."""
@@ -460,7 +428,7 @@ class CloudWatchExporter:
 
     def collect(self, now: datetime | None = None) -> int:
         """Read the counts, queue the increase since the last read; returns the points queued."""
-        current = read_counts(self.registry)
+        current = read_counts(self.metrics)
         counted = increase(current, self._previous)
         self._previous = current
         failed = self.failures - self._failures_reported
@@ -473,7 +441,6 @@ class CloudWatchExporter:
                 self.buffer.popleft()
                 self._drop(1)
             self.buffer.append(datum)
-        self.health.buffered.set(len(self.buffer))
         return len(data)
 
     def send(self, deadline: float, *, interruptible: bool = True) -> None:
@@ -508,7 +475,6 @@ class CloudWatchExporter:
                 self.buffer.popleft()
             self._succeeded()
             attempt = 0
-        self.health.buffered.set(len(self.buffer))
 
     # -------------------------------------------------------------- the thread
 
@@ -566,7 +532,6 @@ class CloudWatchExporter:
 
     def _failed(self, exc: BaseException) -> None:
         self.failures += 1
-        self.health.failures.inc()
         if self._failing_since is None:
             self._failing_since = self.failures
             # One line per failure burst, not per attempt or per request.
@@ -579,8 +544,6 @@ class CloudWatchExporter:
     def _succeeded(self) -> None:
         self.sends += 1
         self.last_success = time.time()
-        self.health.sends.inc()
-        self.health.last_success.set(self.last_success)
         if self._failing_since is not None:
             logger.info(
                 "CloudWatch metrics export recovered after %d failed calls; %d points dropped",
@@ -591,7 +554,6 @@ class CloudWatchExporter:
 
     def _drop(self, points: int) -> None:
         self.dropped += points
-        self.health.dropped.inc(points)
 
 
 def _describe(exc: BaseException) -> str:

@@ -9,13 +9,16 @@ are handed to the BentoML API through the ASGI scope, so nothing is parsed twice
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from bento.admission import AdaptiveLimit, work
 from bento.errors import ApiError, field_errors
+from bento.metrics import CONTENT_TYPE, ServingMetrics
 from bento.openapi import BATCH_ROUTE, DOCS_ROUTE, HEALTH_ROUTE, PREDICT_ROUTE, truthful_document
 from bento.schemas import BatchPredictRequest, PredictRequest
 from bento.settings import ServiceSettings
@@ -30,6 +33,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ROWS_SCOPE_KEY = "wineq.rows"
 MODEL_VERSION_HEADER = b"x-model-version"
+METRICS_ROUTE = "/metrics"
 __all__ = ["BATCH_ROUTE", "PREDICT_ROUTE", "RequestGuard", "Row"]
 # BentoML's own refusals that mean "try again later": its batcher sheds load with 503 and
 # its request timeout answers 504; both become the project's 503 with Retry-After.
@@ -42,6 +46,19 @@ class Row:
 
     vector: tuple[float, ...]
     request_id: str | None
+
+
+# About one wine's share of a request body (a 256-row batch is about 77 KB): the rows a
+# request is taken to carry before its body is read, from its Content-Length.
+ROW_BYTES = 300
+
+
+def _rows_guess(scope: Scope) -> int:
+    """The rows a prediction request probably carries, from its declared length (at least 1)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return max(1, int(value) // ROW_BYTES) if value.isdigit() else 1
+    return 1
 
 
 def json_depth(value: Any) -> int:
@@ -67,54 +84,92 @@ def to_row(features: BaseModel, request_id: str | None) -> Row:
 class RequestGuard:
     """Validate prediction requests before BentoML sees them; shape every error the same way."""
 
-    def __init__(self, app: ASGIApp, settings: ServiceSettings, state: ServingState) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: ServiceSettings,
+        state: ServingState,
+        metrics: ServingMetrics,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.state = state
+        self.metrics = metrics
         # Prediction requests between arrival and answer; health checks are never shed.
         self.in_flight = 0
+        # None: no adaptive limit (WINEQ_ADMISSION_TARGET_MS=0), only max_concurrency.
+        self.admission = (
+            AdaptiveLimit(settings.admission_target_ms / 1000.0)
+            if settings.admission_target_ms
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        send = self._stamp_version(send)
         path = scope["path"].rstrip("/") or "/"
-        if path == HEALTH_ROUTE:
-            if scope["method"] in ("GET", "HEAD"):
-                await _send_json(send, 200, json.dumps(self.state.health()).encode(), [])
-            else:
+        if scope["method"] == "POST" and path in (PREDICT_ROUTE, BATCH_ROUTE):
+            await self._predict(scope, receive, send, path)
+            return
+        send = self._stamp_version(send)
+        if path in (METRICS_ROUTE, HEALTH_ROUTE):
+            if scope["method"] not in ("GET", "HEAD"):
                 error = ApiError("method_not_allowed", "use GET", [("method", "must be GET")])
                 await self._respond(send, error, [(b"allow", b"GET, HEAD")])
+            elif path == METRICS_ROUTE:
+                # BentoML's own metrics are off (bento/service.py), and with them its route.
+                text = self.metrics.render().encode()
+                await _send(send, 200, text, [(b"content-type", CONTENT_TYPE.encode())])
+            else:
+                await _send_json(send, 200, json.dumps(self.state.health()).encode(), [])
             return
         if scope["method"] == "GET" and path == DOCS_ROUTE:
             await self._send_document(scope, receive, send)
             return
-        if scope["method"] != "POST" or path not in (PREDICT_ROUTE, BATCH_ROUTE):
-            await self.app(scope, receive, send)
-            return
+        await self.app(scope, receive, send)
+
+    async def _predict(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        """A prediction request: admitted, read, validated, then handed to BentoML's API."""
+        units = work(_rows_guess(scope))
         if self.in_flight >= self.settings.max_concurrency:
-            await self._respond(
-                send,
-                ApiError(
-                    "overloaded",
-                    "too many requests in progress, retry shortly",
-                    [("service", f"at most {self.settings.max_concurrency} in progress")],
-                ),
+            reason = f"at most {self.settings.max_concurrency} in progress"
+        elif self.admission is not None and not self.admission.admit(units):
+            reason = (
+                f"as much work in progress as it answers within "
+                f"{self.settings.admission_target_ms:g} ms"
             )
+        else:
+            reason = None
+        if reason is not None:
+            error = ApiError(
+                "overloaded", "too much work in progress, retry shortly", [("service", reason)]
+            )
+            await self._respond(self._stamp_version(send), error)
             return
         self.in_flight += 1
+        started = time.perf_counter()
+        # Only an answer from the model says how long admitted work takes: a refusal
+        # after parsing is quick whatever the load, and would hide a slow worker.
+        latency: float | None = None
         try:
             try:
                 body = await self._read_body(scope, receive)
-                scope[ROWS_SCOPE_KEY] = self._parse(path, body)
+                parsed = self._parse(path, body)
             except ApiError as exc:
-                await self._respond(send, exc)
+                await self._respond(self._stamp_version(send), exc)
                 return
+            if self.admission is not None:
+                self.admission.resize(units, work(len(parsed)))
+            units = work(len(parsed))
+            scope[ROWS_SCOPE_KEY] = parsed
             await self.app(scope, _replay(body, receive), self._shape_errors(send))
+            latency = time.perf_counter() - started
         finally:
             self.in_flight -= 1
+            if self.admission is not None:
+                self.admission.release(units, latency)
 
     def _stamp_version(self, send: Send) -> Send:
         async def stamped(message: Message) -> None:
@@ -156,12 +211,18 @@ class RequestGuard:
 
         Its load shedding and timeouts become 503 ``overloaded`` with ``Retry-After``;
         anything else it refuses after the guard accepted the request is a fault (500).
+        Every answer gets the model-version header (one wrapper for both on this path).
         """
         replaced = False
+        version = self.state.model_version.encode()
 
         async def shaped(message: Message) -> None:
             nonlocal replaced
-            if message["type"] == "http.response.start" and message["status"] >= 400:
+            if message["type"] != "http.response.start":
+                if not replaced:
+                    await send(message)
+                return
+            if message["status"] >= 400:
                 replaced = True
                 if message["status"] in OVERLOAD_STATUSES:
                     error = ApiError("overloaded", "the service is overloaded, retry later")
@@ -174,10 +235,11 @@ class RequestGuard:
                     for k, v in message.get("headers", [])
                     if k not in (b"content-length", b"content-type", b"retry-after")
                 ]
-                await self._respond(send, error, kept)
+                await self._respond(self._stamp_version(send), error, kept)
                 return
-            if replaced:
-                return
+            headers = [(k, v) for k, v in message.get("headers", []) if k != MODEL_VERSION_HEADER]
+            headers.append((MODEL_VERSION_HEADER, version))
+            message["headers"] = headers
             await send(message)
 
         return shaped
@@ -295,11 +357,12 @@ async def _send_json(
     send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
 ) -> None:
     """One whole JSON response: ``headers`` plus its content type and length."""
-    headers = [
-        *headers,
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
+    await _send(send, status, body, [*headers, (b"content-type", b"application/json")])
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """One whole response: ``headers`` (with its content type) plus its length."""
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 

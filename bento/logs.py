@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from bento.guard import ROWS_SCOPE_KEY
+from bento.metrics import ServingMetrics
 from bento.settings import ServiceSettings
 from bento.state import ServingState
 
@@ -100,10 +101,21 @@ class ExpectedRefusalFilter(logging.Filter):
 
 
 class RequestLog:
-    """ASGI middleware: a JSON line for refused, failed and slow requests (or every one)."""
+    """ASGI middleware: a JSON line for refused, failed and slow requests (or every one).
 
-    def __init__(self, app: ASGIApp, settings: ServiceSettings, state: ServingState) -> None:
+    It also counts every answered prediction request, with its status and latency, in
+    the worker's :class:`~bento.metrics.ServingMetrics` (what /metrics and CloudWatch see).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: ServiceSettings,
+        state: ServingState,
+        metrics: ServingMetrics,
+    ) -> None:
         self.app = app
+        self.metrics = metrics
         self.every = settings.log_every_request
         self.slow_ms = settings.log_slow_ms
         self.state = state
@@ -136,7 +148,9 @@ class RequestLog:
             status = status or 500
             raise
         finally:
-            latency_ms = (time.perf_counter() - started) * 1000.0
+            seconds = time.perf_counter() - started
+            self.metrics.answered(scope["path"], status, seconds)
+            latency_ms = seconds * 1000.0
             if self.every or status >= 400 or latency_ms >= self.slow_ms:
                 self._line(scope, status, latency_ms, bytes(error_body))
 

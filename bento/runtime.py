@@ -9,7 +9,7 @@ import numpy as np
 
 from bento.guard import Row
 from bento.inference import LoadedModel, load_model
-from bento.metrics import ServiceMetrics
+from bento.metrics import ServingMetrics
 from bento.settings import ServiceSettings
 from training.features import (
     EXAMPLE_FEATURES,
@@ -24,7 +24,7 @@ logger = logging.getLogger("bentoml.wineq")
 class Predictor:
     """Scores encoded rows with a verified model and records what it predicted."""
 
-    def __init__(self, model: LoadedModel, metrics: ServiceMetrics) -> None:
+    def __init__(self, model: LoadedModel, metrics: ServingMetrics) -> None:
         self.model = model
         self.metrics = metrics
         lows = [model.feature_ranges.get(n, (-np.inf, np.inf))[0] for n in FEATURE_NAMES]
@@ -35,8 +35,8 @@ class Predictor:
         self._classes = np.asarray(model.classes)
 
     @classmethod
-    def start(cls, settings: ServiceSettings, bundled: Any) -> Predictor:
-        """Load (bundled, or pulled from S3), verify and warm up a model."""
+    def start(cls, settings: ServiceSettings, bundled: Any, metrics: ServingMetrics) -> Predictor:
+        """Load (bundled, or pulled from S3), verify and warm up a model; count into ``metrics``."""
         import bentoml
 
         if settings.model_s3_uri:
@@ -47,7 +47,6 @@ class Predictor:
             stored = bentoml.models.get(tag)
         else:
             stored = bundled
-        metrics = ServiceMetrics()
         predictor = cls(load_model(stored, settings.engine), metrics)
         predictor.warm_up()
         metrics.model_info(predictor.model.version, predictor.model.engine_name)
@@ -95,5 +94,5 @@ class Predictor:
                     "request_id": row.request_id,
                 }
             )
-        self.metrics.observe(predicted, outside)
+        self.metrics.model_call(predicted, outside)
         return answers

@@ -21,7 +21,7 @@ from bento.exporter import CloudWatchExporter
 from bento.guard import BATCH_ROUTE, PREDICT_ROUTE, RequestGuard, Row
 from bento.io import BatchInputSpec, BatchOutputSpec, PredictInputSpec, PredictOutputSpec
 from bento.logs import CloudWatchLogs, RequestLog, configure_logging
-from bento.metrics import LATENCY_BUCKETS_S
+from bento.metrics import ServingMetrics
 from bento.settings import ServiceSettings
 from bento.state import ServingState
 
@@ -44,10 +44,15 @@ BATCHING: dict[str, Any] = {
     # Concurrency is limited by RequestGuard, so refusals keep the project's error shape.
     traffic={"timeout": 30},
     http={"port": 3000},
-    # The exporter sends latency from these buckets (bento/metrics.py); request lines come
-    # from bento/logs.py (refused, failed, slow), not from a line per request.
-    metrics={"enabled": True, "duration": {"buckets": list(LATENCY_BUCKETS_S)}},
+    # Per-request costs the service does not need (docs/benchmarks.md, "Serving side by
+    # side"): BentoML's request metrics (the service counts requests itself, in
+    # bento/metrics.py, and answers /metrics from there), its access log (bento/logs.py
+    # writes lines for refused, failed and slow requests) and tracing spans of the
+    # prediction routes (no tracing exporter is configured; a deployment that adds one
+    # can override excluded_urls in its BentoML configuration).
+    metrics={"enabled": False},
     logging={"access": {"enabled": False}},
+    tracing={"excluded_urls": [PREDICT_ROUTE, BATCH_ROUTE]},
 )
 class WineQualityService:
     """Predicts the quality (3-9) of a red or white wine from 11 lab measurements."""
@@ -56,6 +61,8 @@ class WineQualityService:
     # This worker's readiness: written only here, read by the request guard it is handed to
     # (see the add_asgi_middleware call at the end of this module).
     state = ServingState()
+    # What this worker counts (/metrics, the CloudWatch exporter); the same sharing.
+    metrics = ServingMetrics()
 
     def __init__(self) -> None:
         from bento.runtime import Predictor
@@ -64,7 +71,7 @@ class WineQualityService:
         self._start_telemetry()
         self.predictor: Predictor | None = None
         try:
-            self.predictor = Predictor.start(self.settings, self.bundled_model)
+            self.predictor = Predictor.start(self.settings, self.bundled_model, self.metrics)
         except Exception as exc:  # readiness reports it; the process stays up
             self.state.failure = f"{type(exc).__name__}: {exc}"
             logger.error(
@@ -142,6 +149,7 @@ class WineQualityService:
             self.settings,
             service=WineQualityService.name,  # type: ignore[attr-defined]
             model_version=lambda: state.model_version,
+            metrics=self.metrics,
             ready=lambda: state.ready,
         )
 
@@ -162,9 +170,11 @@ WineQualityService.add_asgi_middleware(  # type: ignore[attr-defined]
     RequestLog,
     settings=SETTINGS,
     state=WineQualityService.inner.state,  # type: ignore[attr-defined]
+    metrics=WineQualityService.inner.metrics,  # type: ignore[attr-defined]
 )
 WineQualityService.add_asgi_middleware(  # type: ignore[attr-defined]
     RequestGuard,
     settings=SETTINGS,
     state=WineQualityService.inner.state,  # type: ignore[attr-defined]
+    metrics=WineQualityService.inner.metrics,  # type: ignore[attr-defined]
 )

@@ -83,6 +83,17 @@ class ServiceSettings(BaseSettings):
         ge=10,
         description="Latency budget of the adaptive batcher before it sheds load (503).",
     )
+    admission_target_ms: float = Field(
+        100.0,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "Latency the worker keeps its admitted prediction requests to: it takes on only "
+            "as much work at once as it answers within this time, and refuses the rest at "
+            "once with 503 and Retry-After (bento/admission.py). 0 turns the adaptive "
+            "limit off (only max_concurrency applies)."
+        ),
+    )
     max_concurrency: int = Field(
         256,
         ge=1,

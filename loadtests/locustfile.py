@@ -10,6 +10,11 @@ Traffic mix (weights from ``LOADTEST_MIX``, default ``predict:80,batch:15,invali
 When the run stops, the SLO gate sets the process exit code: non-zero when the share
 of unexpected answers exceeds ``LOADTEST_MAX_ERROR_RATE`` or the p99 latency exceeds
 ``LOADTEST_P99_MS``.  Load only targets loopback unless ``LOADTEST_ALLOW_REMOTE=1``.
+
+Under a load shape (``loadtests/step_load.py`` reuses :class:`WineClient`), overload is
+provoked on purpose: a 503 ``overloaded`` with ``Retry-After`` is then an expected
+refusal, counted under the request's name plus ``[503 refused]``, and the shape's own
+per-phase verdict replaces the SLO gate.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from locust import FastHttpUser, between, events, task
+from locust.contrib.fasthttp import ResponseContextManager
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
@@ -33,6 +39,7 @@ from training.features import FEATURE_NAMES, WINE_TYPE_FIELD
 Features = dict[str, Any]
 
 INVALID_NAME = "/predict [invalid, expects 422]"
+REFUSED_SUFFIX = " [503 refused]"
 BATCH_ROWS = (2, 32)
 DEFAULT_MIX = "predict:80,batch:15,invalid:5"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -155,40 +162,86 @@ class WineClient(FastHttpUser):
         """Take the sample pool (loaded once per process)."""
         self.pool = wine_pool()
 
-    def _post(self, route: str, payload: Any, name: str, expect: int) -> Any:
+    def _post(
+        self,
+        route: str,
+        payload: Any,
+        name: str,
+        expect: int,
+        check: Callable[[Any], str | None] = lambda _: None,
+    ) -> None:
+        """Send ``payload``; success when the status is ``expect`` and ``check`` of the
+        parsed body finds no problem (decided inside the with-block, where it counts)."""
         body = json.dumps(payload)  # NaN stays NaN on purpose: the service must refuse it
         with self.client.post(
             route, data=body, headers=JSON_HEADERS, name=name, catch_response=True
         ) as response:
-            if response.status_code != expect:
-                response.failure(f"expected {expect}, got {response.status_code}")
-                return None
-            response.success()
-            return response
+            if response.status_code == 503 and self.environment.shape_class is not None:
+                response.request_meta["name"] = name + REFUSED_SUFFIX
+                problem = refusal_problem(response)
+            elif response.status_code != expect:
+                problem = f"expected {expect}, got {response.status_code}"
+            else:
+                problem = check(_json(response))
+            if problem is None:
+                response.success()
+            else:
+                response.failure(problem)
 
     @task
     def predict(self) -> None:
         """One wine, the request existing clients send."""
         wine = random.choice(self.pool)
-        response = self._post(
-            PREDICT_ROUTE, {"features": wine, "request_id": "lt"}, PREDICT_ROUTE, 200
+        self._post(
+            PREDICT_ROUTE,
+            {"features": wine, "request_id": "lt"},
+            PREDICT_ROUTE,
+            200,
+            lambda answer: (
+                None
+                if isinstance(answer, dict) and 3 <= answer.get("prediction", -1) <= 9
+                else "prediction outside 3-9"
+            ),
         )
-        if response is not None and not 3 <= response.json().get("prediction", -1) <= 9:
-            response.failure("prediction outside 3-9")
 
     @task
     def predict_batch(self) -> None:
         """Several wines in one request; one answer per wine."""
         wines = random.sample(self.pool, random.randint(*BATCH_ROWS))
-        response = self._post(BATCH_ROUTE, {"features_list": wines}, BATCH_ROUTE, 200)
-        if response is not None and len(response.json()) != len(wines):
-            response.failure("answer count differs from row count")
+        self._post(
+            BATCH_ROUTE,
+            {"features_list": wines},
+            BATCH_ROUTE,
+            200,
+            lambda answer: (
+                None
+                if isinstance(answer, list) and len(answer) == len(wines)
+                else "answer count differs from row count"
+            ),
+        )
 
     @task
     def invalid(self) -> None:
         """A broken body: success only when the service refuses it with 422."""
         broken = random.choice(BREAKAGES)(random.choice(self.pool))
         self._post(PREDICT_ROUTE, {"features": broken}, INVALID_NAME, 422)
+
+
+def _json(response: ResponseContextManager) -> Any:
+    """The parsed body, or None when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def refusal_problem(response: ResponseContextManager) -> str | None:
+    """None when a 503 is the service's overload refusal: ``overloaded`` and ``Retry-After``."""
+    if response.headers is None or not response.headers.get("retry-after"):
+        return "503 without Retry-After"
+    answer = _json(response)
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return None if error == "overloaded" else f"503 {error!r}, not 'overloaded'"
 
 
 def _apply_mix() -> None:
@@ -220,8 +273,11 @@ _verdict: list[Verdict] = []
 
 @events.quitting.add_listener
 def _slo_gate(environment: Environment, **_: Any) -> None:
-    """Set the exit code from the SLO: 0 when every objective is met, 1 otherwise."""
-    if isinstance(environment.runner, WorkerRunner):
+    """Set the exit code from the SLO: 0 when every objective is met, 1 otherwise.
+
+    A load shape brings its own verdict (step_load.py); this gate judges constant load.
+    """
+    if isinstance(environment.runner, WorkerRunner) or environment.shape_class is not None:
         return
     total = environment.stats.total
     verdict = evaluate_slo(

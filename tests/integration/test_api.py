@@ -107,14 +107,10 @@ def test_concurrent_requests_are_merged_by_adaptive_batching(service_url: str) -
     def histogram(text: str) -> tuple[float, float]:
         total = count = 0.0
         for line in text.splitlines():
-            if (
-                line.startswith("bentoml_service_adaptive_batch_size")
-                and 'method_name="predict"' in line
-            ):
-                if "_sum{" in line:
-                    total = float(line.rsplit(" ", 1)[1])
-                elif "_count{" in line:
-                    count = float(line.rsplit(" ", 1)[1])
+            if line.startswith("wineq_model_call_rows_sum "):
+                total = float(line.rsplit(" ", 1)[1])
+            elif line.startswith("wineq_model_call_rows_count "):
+                count = float(line.rsplit(" ", 1)[1])
         return total, count
 
     before = histogram(httpx.get(f"{service_url}/metrics").text)
@@ -138,4 +134,5 @@ def test_metrics_expose_predictions_by_class_and_model_info(service_url: str) ->
     metrics = httpx.get(f"{service_url}/metrics").text
     assert re.search(r'wineq_predictions_total\{quality="\d"\} [1-9]', metrics)
     assert re.search(r'wineq_model_info\{engine="onnx",model_version="\w+"\} 1\.0', metrics)
-    assert "bentoml_service_request_total" in metrics
+    assert re.search(r'wineq_requests_total\{route="/predict",status="200"\} [1-9]', metrics)
+    assert 'wineq_request_duration_seconds_bucket{le="+Inf",route="/predict"}' in metrics

@@ -322,8 +322,11 @@ def test_expected_overload_refusals_are_counted_and_logged_once_without_tracebac
     server_factory: ServerFactory, aws_env: str
 ) -> None:
     namespace = _namespace()
-    # A latency budget this small makes BentoML's batcher shed load with 503.
-    server = server_factory(**_exporter_env(namespace, WINEQ_BATCH_MAX_LATENCY_MS="10"))
+    # A latency budget this small makes BentoML's batcher shed load with 503 (the guard's
+    # own adaptive limit is off, so it leaves the shedding to the batcher).
+    server = server_factory(
+        **_exporter_env(namespace, WINEQ_BATCH_MAX_LATENCY_MS="10", WINEQ_ADMISSION_TARGET_MS="0")
+    )
     body = {"features_list": [EXAMPLE_FEATURES] * 200}
 
     def send(_: int) -> httpx.Response:

@@ -84,7 +84,7 @@ def test_launcher_serves_one_process_and_exits_zero_on_sigterm(
         assert response.headers["x-model-version"] == trained_model_tag.split(":")[1]
         metrics = httpx.get(f"{server.url}/metrics").text
         assert "wineq_predictions_total" in metrics
-        assert "bentoml_service_request_total" in metrics
+        assert 'wineq_requests_total{route="/predict",status="200"} 1.0' in metrics
 
         server.process.send_signal(signal.SIGTERM)
         time.sleep(0.3)

@@ -26,6 +26,7 @@ from bento.bentoml_adapter import (
     RootInput,
     UnsupportedBentoMLError,
     WorkerPlan,
+    bind_api_methods,
     model_store_at,
     require_supported_bentoml,
     worker_option_names,
@@ -90,6 +91,49 @@ def test_a_root_input_reaches_the_api_as_its_one_argument_and_the_output_hook_an
         )
     assert response.status_code == 200
     assert response.text == "body|raw|answered"
+
+
+# What BentoML's app called through the bound callables, by API name.
+_BOUND_CALLS: list[str] = []
+
+
+# Its own metrics off: a second app in this process would register BentoML's again.
+@bentoml.service(metrics={"enabled": False})
+class _Bound:
+    """A service that binds its API methods once and records the calls BentoML makes."""
+
+    def __init__(self) -> None:
+        for name in bind_api_methods(self):
+            method = vars(self)[name]
+
+            def recorded(
+                *args: Any, _name: str = name, _local: Any = method.local, **kw: Any
+            ) -> Any:
+                _BOUND_CALLS.append(_name)
+                return _local(*args, **kw)
+
+            method.local = recorded
+
+    @bentoml.api(batchable=True, max_batch_size=8, max_latency_ms=1_000)
+    def double(self, values: list[int]) -> list[int]:
+        return [2 * v for v in values]
+
+    @bentoml.api
+    def shout(self, text: str) -> str:
+        return text.upper()
+
+
+def test_api_methods_bound_once_are_what_the_app_calls_for_every_request() -> None:
+    # The descriptor yields to the instance's attribute only as a non-data descriptor.
+    assert not hasattr(type(vars(_Bound.inner)["double"]), "__set__")  # type: ignore[attr-defined]
+    _BOUND_CALLS.clear()
+    with TestClient(_Bound.to_asgi()) as client:  # type: ignore[attr-defined]
+        batched = [client.post("/double", json={"values": [i]}).json() for i in range(3)]
+        single = client.post("/shout", json={"text": "hi"}).text
+    assert batched == [[0], [2], [4]]
+    assert single == "HI"
+    # Every request went through the callables bound at start-up, not fresh ones.
+    assert _BOUND_CALLS == ["double"] * 3 + ["shout"]
 
 
 def test_the_worker_accepts_every_option_the_plan_gives_it() -> None:

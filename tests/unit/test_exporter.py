@@ -1,4 +1,4 @@
-"""The CloudWatch exporter in-process: what it reads from a Prometheus registry, the data
+"""The CloudWatch exporter in-process: what it reads from the worker's counts, the data
 points it makes of it, the buffer, retries and failure reporting, and a real send to the
 moto server.  tests/integration/test_cloudwatch.py checks a real worker end to end."""
 
@@ -25,9 +25,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
-from prometheus_client import CollectorRegistry
-from prometheus_client import Counter as PromCounter
-from prometheus_client import Histogram as PromHistogram
+from prometheus_client.parser import text_string_to_metric_families
 
 from bento.exporter import (
     DEFAULT_COMBINATIONS_LIMIT,
@@ -41,7 +39,6 @@ from bento.exporter import (
     PREDICTIONS_BY_CLASS,
     REFUSALS_503,
     ROLLUPS,
-    ROUTES,
     ROWS_PER_MODEL_CALL,
     CloudWatchExporter,
     Point,
@@ -52,7 +49,7 @@ from bento.exporter import (
     read_counts,
     to_data,
 )
-from bento.metrics import LATENCY_BUCKETS_S, ExporterMetrics, ServiceMetrics
+from bento.metrics import ROUTES, ServingMetrics
 from bento.settings import ServiceSettings
 from training.features import FEATURE_NAMES
 
@@ -65,40 +62,20 @@ NOT_COUNTED = ("/readyz", "/livez", "/healthz", "/health", "/metrics", "/docs.js
 
 
 class Worker:
-    """A registry holding what a worker records: BentoML's request counter and duration
-    histogram (names and labels as BentoML 1.4.40 records them) and the project's metrics."""
+    """What a worker counts, fed the way the request log middleware and the predictor
+    feed it."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        labels = ["endpoint", "service_name", "service_version", "http_response_code"]
-        self._requests = PromCounter(
-            "bentoml_service_request", "requests", [*labels, "runner_name"], registry=self.registry
-        )
-        self._duration = PromHistogram(
-            "bentoml_service_request_duration_seconds",
-            "duration",
-            [*labels, "runner_name"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=self.registry,
-        )
-        self.metrics = ServiceMetrics(self.registry)
+        self.metrics = ServingMetrics()
 
     def request(self, path: str, status: int, seconds: float = 0.004) -> None:
-        """One answered request, recorded as BentoML's middleware records it."""
-        labels = {
-            "endpoint": path,
-            "service_name": "wine_quality",
-            "service_version": "not available",
-            "http_response_code": str(status),
-            "runner_name": "wine_quality",
-        }
-        self._requests.labels(**labels).inc()
-        self._duration.labels(**labels).observe(seconds)
+        """One answered request."""
+        self.metrics.answered(path, status, seconds)
 
     def model_call(self, classes: list[int], outside: list[list[bool]] | None = None) -> None:
         """One model call predicting ``classes`` (one per row)."""
         flags = outside or [[False] * len(FEATURE_NAMES) for _ in classes]
-        self.metrics.observe(np.asarray(classes), np.asarray(flags, dtype=bool))
+        self.metrics.model_call(np.asarray(classes), np.asarray(flags, dtype=bool))
 
 
 def _exporter(worker: Worker, **options: Any) -> CloudWatchExporter:
@@ -106,8 +83,7 @@ def _exporter(worker: Worker, **options: Any) -> CloudWatchExporter:
         namespace="WineQualityTest",
         service="wine_quality",
         model_version=lambda: VERSION,
-        registry=worker.registry,
-        health=ExporterMetrics(worker.registry),
+        metrics=worker.metrics,
         **options,
     )
 
@@ -160,7 +136,7 @@ def test_requests_are_counted_by_route_and_status_class_and_503s_on_their_own() 
     for status in (200, 413, 503, 503, 500):
         worker.request("/predict/batch", status)
 
-    sent = to_data(read_counts(worker.registry), base=BASE, enabled=DEFAULT_METRICS, timestamp=NOW)
+    sent = to_data(read_counts(worker.metrics), base=BASE, enabled=DEFAULT_METRICS, timestamp=NOW)
     data = _by_name(sent)
 
     assert data[("Requests2xx", "/predict")]["Value"] == 4
@@ -184,7 +160,7 @@ def test_health_readiness_metrics_and_docs_routes_are_never_counted() -> None:
         worker.request(path, 200)
         worker.request(path, 503)
 
-    data = to_data(read_counts(worker.registry), base=BASE, enabled=DEFAULT_METRICS, timestamp=NOW)
+    data = to_data(read_counts(worker.metrics), base=BASE, enabled=DEFAULT_METRICS, timestamp=NOW)
 
     assert all(d.get("Value", 0) == 0 for d in data), data
     assert LATENCY not in {d["MetricName"] for d in data}
@@ -200,7 +176,7 @@ def test_latency_is_a_distribution_of_bucket_bounds_in_milliseconds() -> None:
     (latency,) = [
         d
         for d in _per_version(
-            to_data(read_counts(worker.registry), base=BASE, enabled=DEFAULT_METRICS, timestamp=NOW)
+            to_data(read_counts(worker.metrics), base=BASE, enabled=DEFAULT_METRICS, timestamp=NOW)
         )
         if d["MetricName"] == LATENCY
     ]
@@ -223,7 +199,7 @@ def test_rows_per_model_call_and_predictions_by_class_come_from_the_model_calls(
     worker.model_call([6] * 40)
     enabled = enabled_metrics(ServiceSettings(metrics_by_class=True))
 
-    data = to_data(read_counts(worker.registry), base=BASE, enabled=enabled, timestamp=NOW)
+    data = to_data(read_counts(worker.metrics), base=BASE, enabled=enabled, timestamp=NOW)
     keyed = _by_name(data)
 
     rows = keyed[(ROWS_PER_MODEL_CALL, None)]
@@ -239,7 +215,7 @@ def test_out_of_distribution_values_are_counted_by_feature_when_asked() -> None:
     outside = [[name == "alcohol" for name in FEATURE_NAMES], [True] * len(FEATURE_NAMES)]
     worker.model_call([5, 6], outside)
 
-    counted = read_counts(worker.registry)
+    counted = read_counts(worker.metrics)
     default = _by_name(to_data(counted, base=BASE, enabled=DEFAULT_METRICS, timestamp=NOW))
     enabled = enabled_metrics(ServiceSettings(metrics_by_feature=True))
     opted_in = _by_name(to_data(counted, base=BASE, enabled=enabled, timestamp=NOW))
@@ -252,11 +228,11 @@ def test_out_of_distribution_values_are_counted_by_feature_when_asked() -> None:
 def test_the_increase_since_the_last_read_is_what_is_sent() -> None:
     worker = Worker()
     worker.request("/predict", 200)
-    first = read_counts(worker.registry)
+    first = read_counts(worker.metrics)
     worker.request("/predict", 200)
     worker.request("/predict", 422)
 
-    counted = increase(read_counts(worker.registry), first)
+    counted = increase(read_counts(worker.metrics), first)
     data = _by_name(to_data(counted, base=BASE, enabled=DEFAULT_METRICS, timestamp=NOW))
 
     assert data[("Requests2xx", "/predict")]["Value"] == 1
@@ -270,7 +246,7 @@ def test_the_increase_since_the_last_read_is_what_is_sent() -> None:
 def test_the_default_set_stays_within_ten_combinations_per_model_version() -> None:
     worker = Worker()
     _everything_happened(worker)
-    counted = read_counts(worker.registry)
+    counted = read_counts(worker.metrics)
     counted[(EXPORTER_FAILURES, (), None)] = 3.0
 
     sent = to_data(counted, base=BASE, enabled=DEFAULT_METRICS, timestamp=NOW)
@@ -380,7 +356,11 @@ def test_cloudwatch_unreachable_keeps_a_bounded_buffer_and_counts_what_it_drops(
     assert exporter.buffer[-1]["Timestamp"] >= exporter.buffer[0]["Timestamp"]
     failing = [r for r in caplog.records if "failing" in r.getMessage()]
     assert len(failing) == 1, [r.getMessage() for r in caplog.records]
-    samples = {s.name: s.value for m in worker.registry.collect() for s in m.samples}
+    samples = {
+        s.name: s.value
+        for family in text_string_to_metric_families(worker.metrics.render())
+        for s in family.samples
+    }
     assert samples["wineq_exporter_failures_total"] == exporter.failures
     assert samples["wineq_exporter_dropped_points_total"] == 46
     assert samples["wineq_exporter_buffered_points"] == 20

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from bento.guard import ROWS_SCOPE_KEY, RequestGuard, Row
+from bento.metrics import ServingMetrics
 from bento.settings import ServiceSettings
 from bento.state import ServingState
 from training.features import EXAMPLE_FEATURES, FEATURES, encode_row
@@ -136,6 +137,7 @@ def make_guard(
         app or StubApp(),
         settings=ServiceSettings(**settings),
         state=state or ServingState(model_version=VERSION, ready=True),
+        metrics=ServingMetrics(),
     )
 
 
@@ -652,6 +654,27 @@ def test_a_batch_reaches_the_app_as_rows_in_order_each_with_its_own_wine_type() 
     ]
 
 
+def test_metrics_are_answered_from_what_the_worker_counted() -> None:
+    metrics = ServingMetrics()
+    metrics.answered("/predict", 200, 0.004)
+    app = StubApp()
+    guard = RequestGuard(
+        app,
+        settings=ServiceSettings(),
+        state=ServingState(model_version=VERSION, ready=True),
+        metrics=metrics,
+    )
+    response = call(guard, "/metrics", b"", method="GET", content_type=None)
+    assert response.status == 200
+    assert response.header("content-type") == "text/plain; version=0.0.4; charset=utf-8"
+    assert response.header("x-model-version") == VERSION
+    assert 'wineq_requests_total{route="/predict",status="200"} 1.0' in response.body.decode()
+    assert app.received == [], "BentoML's own /metrics is off; the guard answers it"
+    refused = call(guard, "/metrics", b"", method="POST", content_type=None)
+    assert refused.status == 405
+    assert refused.header("allow") == "GET, HEAD"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "content_type"),
     [
@@ -659,7 +682,6 @@ def test_a_batch_reaches_the_app_as_rows_in_order_each_with_its_own_wine_type() 
         ("GET", "/readyz", None),
         ("POST", "/healthz", "text/plain"),
         ("POST", "/predictions", "text/plain"),
-        ("GET", "/metrics", None),
     ],
 )
 def test_other_routes_and_methods_pass_straight_through_with_the_version(

@@ -26,6 +26,7 @@ from bento.logs import (
     JsonFormatter,
     RequestLog,
 )
+from bento.metrics import ServingMetrics
 from bento.settings import ServiceSettings
 from bento.state import ServingState
 from tests.fixtures.cli import REPO_ROOT
@@ -118,7 +119,7 @@ def _lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 def _middleware(**settings: Any) -> RequestLog:
     stub: Callable[..., Awaitable[None]] = lambda *_: asyncio.sleep(0)  # noqa: E731
     state = ServingState(model_version=VERSION, ready=True)
-    return RequestLog(stub, ServiceSettings(**settings), state)
+    return RequestLog(stub, ServiceSettings(**settings), state, ServingMetrics())
 
 
 def test_a_fast_success_gets_no_line_and_a_refusal_gets_one(
