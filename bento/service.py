@@ -17,6 +17,7 @@ from typing import Any
 
 import bentoml
 
+from bento.bentoml_adapter import bind_api_methods
 from bento.exporter import CloudWatchExporter
 from bento.guard import BATCH_ROUTE, PREDICT_ROUTE, RequestGuard, Row
 from bento.io import BatchInputSpec, BatchOutputSpec, PredictInputSpec, PredictOutputSpec
@@ -82,6 +83,9 @@ class WineQualityService:
             self.state.ready = True
             logger.info("Ready: serving %s", self.predictor.model.tag)
         self._install_drain_handler()
+        # BentoML rebuilds a bound API method for every request unless the instance
+        # holds it (bento/bentoml_adapter.py).
+        bind_api_methods(self)
 
     def __is_ready__(self) -> bool:
         """200 on /readyz only while a verified, warmed-up model serves and no shutdown began."""
