@@ -8,5 +8,5 @@
 
 .PHONY: bench-serving
 
-bench-serving: install train-if-missing ## Service vs baseline (BENCH_SERVING_ARGS='--baseline-ref REF'), MLServer and a bare ASGI app on 1 core and 0.25 vCPU: wrk closed loop, open-loop rate at p99 <= 100 ms, RSS; JSON in build/bench/, table in docs/benchmarks.md
+bench-serving: install train-if-missing ## Service vs baseline (BENCH_SERVING_ARGS='--baseline-ref REF,REF'), MLServer and a bare ASGI app on 1 core and 0.25 vCPU: wrk closed loop, open-loop rate at p99 <= 100 ms, RSS; JSON in build/bench/, table in docs/benchmarks.md
 	$(PY) scripts/bench_serving.py $(BENCH_SERVING_ARGS)

@@ -274,8 +274,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if "service" in args.subjects:
             subjects.append(service_subject("service", REPO_ROOT, own_path=False))
         if "baseline" in args.subjects:
-            tree, sha = stack.enter_context(worktree(args.baseline_ref))
-            subjects.append(service_subject(f"service@{sha}", tree, own_path=True))
+            for ref in args.baseline_ref:  # one subject per lever: the service at each ref
+                tree, sha = stack.enter_context(worktree(ref))
+                subjects.append(service_subject(f"service@{sha}", tree, own_path=True))
         if "mlserver" in args.subjects:
             venv, report["mlserver"] = mlserver_venv()
             subjects.append(mlserver_subject(venv, entry / "model.joblib"))
@@ -321,7 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=_names("service,baseline,mlserver,ceiling"),
         help="comma-separated: service, baseline, mlserver, ceiling",
     )
-    add("--baseline-ref", default="a2a7648", help="git ref of the baseline service")
+    add(
+        "--baseline-ref",
+        type=_names,
+        default=_names("a2a7648,5406bbc"),
+        help="git refs of the service to compare, comma-separated (e.g. one per lever)",
+    )
     add("--limits", type=_names, default=_names("core,quarter"), help="core and/or quarter")
     add(
         "--connections",

@@ -55,9 +55,16 @@ def closed_rows(report: Mapping[str, Any]) -> list[str]:
             f"| {_num(max(r['idle_rss_mb'] for r in rows))} / "
             f"{_num(max(r['peak_rss_mb'] for r in rows))} "
             f"| {_num(_median(r['server_cpu'] for r in rows), 2)} "
+            f"| {_cpu_per_answer(rows)} "
             f"| {_num(_median(r['client_cpu'] for r in rows), 2)} |"
         )
     return lines
+
+
+def _cpu_per_answer(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Median server CPU time per good answer, in microseconds (CPU-s per s over req/s)."""
+    per = [1e6 * r["server_cpu"] / r["good_rps"] for r in rows if r["good_rps"]]
+    return _num(statistics.median(per)) if per else "–"
 
 
 def _probe(p: Mapping[str, Any], p99_bound: float) -> str:
@@ -110,7 +117,8 @@ def render(report: Mapping[str, Any], source: str) -> str:
         "",
         "Subjects, one process each on 127.0.0.1, the same forest: `service` is this tree's "
         "`python -m bento.launch` (ONNX Runtime engine, adaptive batching); "
-        "`service@<ref>` the same at an earlier commit (a git worktree, same venv and model); "
+        "`service@<ref>` the same at earlier commits, one per lever (a git worktree each, same "
+        "venv and model); "
         "`mlserver` Seldon MLServer's scikit-learn runtime on the store entry's "
         "`model.joblib`, V2 protocol, adaptive batching of up to 32 rows in 5 ms, "
         "`parallel_workers` 0 (inference in the server process), metrics server off; "
@@ -131,8 +139,9 @@ def render(report: Mapping[str, Any], source: str) -> str:
         "counted window (server: its cgroup; client: wrk).",
         "",
         "| Subject | Limit | Connections | Good req/s | Each round | p50 ms | p99 ms "
-        "| Non-2xx / socket errors | RSS idle / peak MB | Server CPU | Client CPU |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| Non-2xx / socket errors | RSS idle / peak MB | Server CPU | CPU µs / answer "
+        "| Client CPU |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
         *closed_rows(report),
         "",
         f"Open loop: requests leave at a constant rate whatever the answers, and latency runs "

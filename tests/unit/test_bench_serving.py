@@ -194,7 +194,7 @@ def test_table_has_one_row_per_subject_and_load_over_the_rounds():
     assert section.startswith(SECTION_TITLE + "\n")
     rows = [line for line in section.splitlines() if line.startswith("| service |")]
     assert rows[0] == (
-        "| service | 1 core | 8 | 320 | 300, 340 | 2.0 | 9.0 | 2 / 0 | 190 / 202 | 1.00 | 0.20 |"
+        "| service | 1 core | 8 | 320 | 300, 340 | 2.0 | 9.0 | 2 / 0 | 190 / 202 | 1.00 | 3137 | 0.20 |"
     )
     assert rows[1] == (
         "| service | 1 core | 500 | – | 80.0 | 0.25 | 0.10 | 0.0 | 0 | 700 ✗ 300, 500 ✓ 80, "
