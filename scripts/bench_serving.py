@@ -58,7 +58,7 @@ from scripts.bench_subjects import (
     serving,
     worktree,
 )
-from scripts.open_loop import OpenLoopResult, holds, open_loop, search_rate
+from scripts.open_loop import OpenLoopResult, holds, open_loop, search_rate, step_load
 from training.deploy import REPO_ROOT, repo_commit
 
 WRK_SCRIPT: Final = REPO_ROOT / "scripts" / "bench_wrk.lua"
@@ -188,6 +188,25 @@ def open_loop_search(
     }
 
 
+def overload_step(
+    server: Server, subject: Subject, capacity: float, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Twice ``capacity`` (the closed loop's best req/s) then half of it, no pause between:
+    what the admitted and the refused requests got, and how soon the errors stopped."""
+    server.settle()
+    cpu, wall = server.group.cpu_seconds(), time.monotonic()
+    url = server.url + subject.path
+    high, low = max(10, round(2 * capacity / 10) * 10), max(10, round(capacity / 20) * 10)
+    with PeakRss(server.group) as peak, asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+        result = r.run(
+            step_load(url, subject.body, high, low, args.overload_duration, args.open_connections)
+        )
+    result.server_cpu = round((server.group.cpu_seconds() - cpu) / (time.monotonic() - wall), 3)
+    result.peak_rss_mb = round(peak.mb, 1)
+    print(f"  step {high:g}/s then {low:g}/s: {asdict(result)}", file=sys.stderr, flush=True)
+    return asdict(result)
+
+
 def _report(label: str, row: dict[str, Any]) -> None:
     print(
         f"{label}: {row['good_rps']:.0f} good req/s, p99 {row['p99_ms']} ms, "
@@ -229,7 +248,8 @@ def measure(
         if not with_open:
             return rows, None
         hint = max(r["good_rps"] for r in rows)
-        return rows, {**base, **open_loop_search(server, subject, hint, args)}
+        searched = open_loop_search(server, subject, hint, args)
+        return rows, {**base, **searched, "overload": overload_step(server, subject, hint, args)}
 
 
 def speed_probe() -> float:
@@ -348,6 +368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--probe-duration", type=float, default=5, help="seconds of each probing step")
     add("--probes", type=int, default=5, help="probing steps per search")
     add("--p99-ms", type=float, default=100, help="p99 bound of the open-loop search")
+    add(
+        "--overload-duration",
+        type=float,
+        default=10,
+        help="seconds at twice the closed loop's best rate, then as long at half of it",
+    )
     add("--open-connections", type=int, default=256, help="open-loop client's connection cap")
     add("--out", type=Path, help="JSON file (default: build/bench/serving-<time>.json)")
     add("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")

@@ -72,6 +72,25 @@ def _probe(p: Mapping[str, Any], p99_bound: float) -> str:
     return f"{p['rate']:g} {'✓' if ok else '✗'} {_num(p['p99_ms'])}"
 
 
+def overload_rows(report: Mapping[str, Any]) -> list[str]:
+    """One table row per step load (twice the capacity, then half of it)."""
+    lines = []
+    for row in report["open_loop"]:
+        o = row.get("overload")
+        if not o:
+            continue
+        seconds = o["seconds"]
+        lines.append(
+            f"| {row['subject']} | {row['limit']} | {_num(o['high'])} → {_num(o['low'])} "
+            f"| {_num(o['overload_good'] / seconds)} | {_num(o['admitted_p99_ms'], 1)} "
+            f"| {_num(o['overload_refused'] / seconds)} "
+            f"| {_num(o['refused_p50_ms'], 1)} / {_num(o['refused_p99_ms'], 1)} "
+            f"| {o['overload_errors']} | {_num(o['recovery_s'], 2)} "
+            f"| {_num(o['after_p99_ms'], 1)} | {_num(o['peak_rss_mb'])} |"
+        )
+    return lines
+
+
 def open_rows(report: Mapping[str, Any]) -> list[str]:
     """One table row per open-loop search."""
     bound = report["settings"]["p99_ms"]
@@ -160,6 +179,19 @@ def render(report: Mapping[str, Any], source: str) -> str:
         "| Client lag ms | Peak RSS MB | Steps |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
         *(open_rows(report) or ["| – | – | – | – | – | – | – | – | – | not run |"]),
+        "",
+        "Overload: right after the open-loop search, twice the closed loop's best req/s for "
+        f"{s.get('overload_duration', '–')} s, then half of it for as long, without a pause "
+        "(`scripts/open_loop.py` `step_load`, same client). Admitted are the 2xx answers, "
+        "refused the 503s, both timed from the scheduled send; errors are any other answer "
+        "or none; recovery is the time from the drop to the answer of the last non-2xx "
+        "request sent after it (0: none).",
+        "",
+        "| Subject | Limit | req/s sent (over → after) | Admitted/s | Admitted p99 ms "
+        "| Refused/s | Refused p50 / p99 ms | Errors | Recovery s | After p99 ms "
+        "| Peak RSS MB |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *(overload_rows(report) or ["| – | – | – | – | – | – | – | – | – | – | not run |"]),
         "",
         *[f"Failed: {failure}\n" for failure in report.get("failures", [])],
     ])  # fmt: skip

@@ -176,3 +176,105 @@ async def open_loop(
         if (value := getattr(result, name)) is not None:
             setattr(result, name, round(value, 2))
     return result
+
+
+@dataclass
+class StepResult:
+    """A step load: ``high`` req/s (the overload), then ``low`` req/s (after the drop)."""
+
+    high: float
+    low: float
+    seconds: float  # of each phase
+    overload_sent: int = 0
+    overload_good: int = 0
+    overload_refused: int = 0  # 503 answers
+    overload_errors: int = 0  # anything else that was not 2xx, or no answer
+    admitted_p99_ms: float | None = None
+    refused_p50_ms: float | None = None
+    refused_p99_ms: float | None = None
+    after_sent: int = 0
+    after_good: int = 0
+    after_p99_ms: float | None = None
+    # From the drop to the answer of the last non-2xx request sent after it (0: none).
+    recovery_s: float = 0.0
+    client_cpu: float = 0.0
+    server_cpu: float = 0.0  # filled in by the caller, which sees the server
+    peak_rss_mb: float = 0.0
+
+
+Record = tuple[float, int, float]  # (scheduled, status or 0, answered), loop time in s
+
+
+def summarize_step(records: list[Record], start: float, result: StepResult) -> StepResult:
+    """Fill ``result`` from what each request of a step load got."""
+    drop = start + result.seconds
+    admitted: list[float] = []
+    refused: list[float] = []
+    after: list[float] = []
+    for scheduled, status, answered in records:
+        latency = (answered - scheduled) * 1000
+        if scheduled < drop:
+            result.overload_sent += 1
+            if 200 <= status < 300:
+                result.overload_good += 1
+                admitted.append(latency)
+            elif status == 503:
+                result.overload_refused += 1
+                refused.append(latency)
+            else:
+                result.overload_errors += 1
+        else:
+            result.after_sent += 1
+            if 200 <= status < 300:
+                result.after_good += 1
+                after.append(latency)
+            else:
+                result.recovery_s = max(result.recovery_s, round(answered - drop, 2))
+    result.admitted_p99_ms = _rounded(percentile(admitted, 99))
+    result.refused_p50_ms = _rounded(percentile(refused, 50))
+    result.refused_p99_ms = _rounded(percentile(refused, 99))
+    result.after_p99_ms = _rounded(percentile(after, 99))
+    return result
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+async def step_load(
+    url: str, body: bytes, high: float, low: float, seconds: float, connections: int
+) -> StepResult:
+    """POST ``body`` at ``high`` per second for ``seconds``, then at ``low`` for as long,
+    without a pause: how the server sheds an overload and how soon it recovers."""
+    loop = asyncio.get_running_loop()
+    pool = _Pool(url, body, connections)
+    records: list[Record] = []
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(scheduled: float) -> None:
+        try:
+            status = await pool.post()
+        except (OSError, EOFError, ValueError, IndexError, asyncio.LimitOverrunError):
+            status = 0
+        records.append((scheduled, status, loop.time()))
+
+    start = loop.time() + 0.01
+    schedule = [start + i / high for i in range(round(high * seconds))]
+    schedule += [start + seconds + i / low for i in range(round(low * seconds))]
+    cpu, wall = time.process_time(), time.monotonic()
+    for scheduled in schedule:
+        if (delay := scheduled - loop.time()) > 0:
+            await asyncio.sleep(delay)
+        task = loop.create_task(one(scheduled))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    client_cpu = (time.process_time() - cpu) / max(1e-9, time.monotonic() - wall)
+    if tasks:
+        _, unfinished = await asyncio.wait(tasks, timeout=max(0.0, schedule[-1] - loop.time()) + 5)
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+    pool.close()
+    result = summarize_step(records, start, StepResult(high, low, seconds))
+    result.client_cpu = round(client_cpu, 3)
+    return result

@@ -14,7 +14,16 @@ from scripts.asgi_ceiling import ANSWER, Message, app
 from scripts.bench_serving import summarize_wrk
 from scripts.bench_serving_table import SECTION_TITLE, main, render
 from scripts.bench_subjects import V2_BODY
-from scripts.open_loop import OpenLoopResult, holds, open_loop, parse_head, search_rate
+from scripts.open_loop import (
+    OpenLoopResult,
+    StepResult,
+    holds,
+    open_loop,
+    parse_head,
+    search_rate,
+    step_load,
+    summarize_step,
+)
 from training.features import EXAMPLE_FEATURES, MODEL_COLUMNS, encode_row
 
 WRK_OUT = """Running 3s test @ http://127.0.0.1:40000/predict
@@ -126,6 +135,40 @@ def test_open_loop_counts_the_requests_scheduled_in_the_counted_window():
     assert not holds(result, 1e9)
 
 
+def test_a_step_load_sends_both_rates_and_counts_each_phase():
+    async def scenario() -> tuple[StepResult, list[bytes]]:
+        server, url, bodies = await _serve_statuses([200, 503])
+        async with server:
+            result = await step_load(url, b"{}", 100, 50, 0.2, connections=4)
+        return result, bodies
+
+    result, bodies = asyncio.run(scenario())
+    assert len(bodies) == 20 + 10
+    assert result.overload_sent + result.after_sent == 30
+    assert result.overload_good + result.overload_refused == result.overload_sent
+    assert result.overload_refused > 0
+    assert result.after_good < result.after_sent, "every other answer is a 503"
+    assert result.recovery_s > 0
+
+
+def test_the_step_summary_splits_at_the_drop_and_times_the_recovery():
+    start = 100.0
+    records = [
+        (100.0, 200, 100.05),
+        (100.1, 503, 100.102),
+        (100.2, 500, 100.3),
+        (101.0, 503, 101.4),  # sent after the drop (at 101): recovery ends at its answer
+        (101.5, 200, 101.52),
+    ]
+    result = summarize_step(records, start, StepResult(high=3, low=2, seconds=1.0))
+    assert (result.overload_sent, result.overload_good, result.overload_refused) == (3, 1, 1)
+    assert result.overload_errors == 1
+    assert result.admitted_p99_ms == 50.0
+    assert result.refused_p50_ms == result.refused_p99_ms == 2.0
+    assert (result.after_sent, result.after_good, result.after_p99_ms) == (2, 1, 20.0)
+    assert result.recovery_s == 0.4
+
+
 def test_open_loop_counts_a_refused_connection_as_an_error():
     async def scenario() -> OpenLoopResult:
         server, url, _ = await _serve_statuses([200])
@@ -194,7 +237,8 @@ def test_table_has_one_row_per_subject_and_load_over_the_rounds():
     assert section.startswith(SECTION_TITLE + "\n")
     rows = [line for line in section.splitlines() if line.startswith("| service |")]
     assert rows[0] == (
-        "| service | 1 core | 8 | 320 | 300, 340 | 2.0 | 9.0 | 2 / 0 | 190 / 202 | 1.00 | 3137 | 0.20 |"
+        "| service | 1 core | 8 | 320 | 300, 340 | 2.0 | 9.0 | 2 / 0 | 190 / 202 | 1.00 "
+        "| 3137 | 0.20 |"
     )
     assert rows[1] == (
         "| service | 1 core | 500 | – | 80.0 | 0.25 | 0.10 | 0.0 | 0 | 700 ✗ 300, 500 ✓ 80, "
