@@ -23,6 +23,7 @@ against it (``tests/unit/test_exporter.py``, ``tests/infra/``).
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import random
@@ -321,6 +322,9 @@ def classify(exc: BaseException) -> str:
 
 # Backoff between retries within an interval: full jitter over an exponential ceiling.
 BACKOFF_BASE_S: Final = 0.1
+# Retries of one failing call within an interval: an outage that outlasts them is waited
+# out until the next interval, each attempt being a whole request built and signed.
+MAX_RETRIES: Final = 3
 # Sends stop retrying past this share of the interval, so one never runs into the next.
 SEND_SHARE: Final = 0.5
 
@@ -463,7 +467,7 @@ class CloudWatchExporter:
                     return
                 attempt += 1
                 pause = random.uniform(0, BACKOFF_BASE_S * 2**attempt)  # noqa: S311 - jitter
-                if time.monotonic() + pause >= deadline:
+                if attempt > MAX_RETRIES or time.monotonic() + pause >= deadline:
                     return
                 if interruptible:
                     if self._stop.wait(pause):
@@ -506,6 +510,10 @@ class CloudWatchExporter:
             self._cloudwatch()
         except Exception:  # counted and reported by the first send that needs it
             return
+        # The client's object graph (service model, endpoint data) lives as long as the
+        # worker: freeze it, as bento/launch.py froze the start-up's, so that the cyclic
+        # collector's full passes on the request path do not walk it again and again.
+        gc.freeze()
 
     def _tick(self, deadline: float, *, interruptible: bool) -> None:
         try:

@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     # Start-up creates hundreds of thousands of objects that live as long as the process
     # (modules, schemas, the app); cyclic GC passes over them are pure cost. Collect
     # nothing while the service is imported and planned, then freeze what it left so
-    # later passes skip it. The only place the project tunes the collector.
+    # later passes skip it. The service freezes again once it is built (bento/service.py),
+    # and the CloudWatch exporter once its client is (bento/exporter.py).
     gc.disable()
     from bento.settings import ServiceSettings
     from training.envvars import InvalidSettingError, UnknownSettingError

@@ -9,6 +9,7 @@ hands the encoded rows to the APIs through custom IO specs (see ``bento/io.py``)
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -86,6 +87,10 @@ class WineQualityService:
         # BentoML rebuilds a bound API method for every request unless the instance
         # holds it (bento/bentoml_adapter.py).
         bind_api_methods(self)
+        # What start-up built after bento/launch.py froze the imports (the app, the
+        # model session, this instance) lives as long as the worker too: freeze it, so
+        # the collector's full passes walk only what requests leave behind.
+        gc.freeze()
 
     def __is_ready__(self) -> bool:
         """200 on /readyz only while a verified, warmed-up model serves and no shutdown began."""

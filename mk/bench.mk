@@ -10,3 +10,9 @@
 
 bench-serving: install train-if-missing ## Service vs baseline (BENCH_SERVING_ARGS='--baseline-ref REF,REF'), MLServer and a bare ASGI app on 1 core and 0.25 vCPU: wrk closed loop, open-loop rate at p99 <= 100 ms, RSS; JSON in build/bench/, table in docs/benchmarks.md
 	$(PY) scripts/bench_serving.py $(BENCH_SERVING_ARGS)
+
+.PHONY: bench-batch
+BENCH_BATCH_ROWS ?= 100
+
+bench-batch: install train-if-missing ## /predict/batch of BENCH_BATCH_ROWS (100) real wines, the service vs its baselines, 1 core and 0.25 vCPU: rows/s; section "Batch side by side"
+	$(PY) scripts/bench_serving.py --batch-rows $(BENCH_BATCH_ROWS) $(BENCH_BATCH_ARGS)

@@ -38,4 +38,4 @@ loadtest-step: ## Step load against LOADTEST_HOST: 16 users, 200 (overload), 16 
 	$(PY) -m locust -f loadtests/step_load.py --headless --only-summary --host $(LOADTEST_HOST) \
 		--stop-timeout 10 --csv $(LOADTEST_STEP_CSV)
 
-bench: bench-serving bench-container ## Both benchmarks: `make bench-serving`, then `make bench-container`
+bench: bench-serving bench-batch bench-container ## The benchmarks: `make bench-serving`, `make bench-batch`, then `make bench-container`

@@ -291,12 +291,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     entry = model_entry()
     with contextlib.ExitStack() as stack:
         subjects: list[Subject] = []
+        rows = args.batch_rows
         if "service" in args.subjects:
-            subjects.append(service_subject("service", REPO_ROOT, own_path=False))
+            subjects.append(service_subject("service", REPO_ROOT, own_path=False, batch_rows=rows))
         if "baseline" in args.subjects:
             for ref in args.baseline_ref:  # one subject per lever: the service at each ref
                 tree, sha = stack.enter_context(worktree(ref))
-                subjects.append(service_subject(f"service@{sha}", tree, own_path=True))
+                subjects.append(service_subject(f"service@{sha}", tree, True, batch_rows=rows))
         if "mlserver" in args.subjects:
             venv, report["mlserver"] = mlserver_venv()
             subjects.append(mlserver_subject(venv, entry / "model.joblib"))
@@ -321,6 +322,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["conditions"]["speed_probe_end_s"] = speed_probe()
     report["model"] = {"tag": f"wine_quality:{entry.name}"}
     report["subjects"] = [s.name for s in subjects]
+    report["batch_rows"] = args.batch_rows
     report["limits"] = {LIMITS[k].name: asdict(LIMITS[k]) for k in args.limits}
     report["settings"] = {k: v for k, v in vars(args).items() if k != "out"}
     report["closed_loop"] = closed
@@ -375,6 +377,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds at twice the closed loop's best rate, then as long at half of it",
     )
     add("--open-connections", type=int, default=256, help="open-loop client's connection cap")
+    add(
+        "--batch-rows",
+        type=int,
+        default=0,
+        help="post /predict/batch of this many real wines to the services only, closed loop "
+        "only; the doc section is then 'Batch side by side' (make bench-batch)",
+    )
     add("--out", type=Path, help="JSON file (default: build/bench/serving-<time>.json)")
     add("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -382,6 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown |= set(args.subjects) - {"service", "baseline", "mlserver", "ceiling"}
     if unknown:
         parser.error(f"unknown subjects or limits: {', '.join(sorted(unknown))}")
+    if args.batch_rows:
+        args.subjects = [name for name in args.subjects if name in ("service", "baseline")]
+        args.open_loop = []
     report = run(args)
     out = args.out or RESULTS_DIR / f"serving-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

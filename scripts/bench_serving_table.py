@@ -23,6 +23,12 @@ if __package__ in (None, ""):  # run as a file: make `scripts` importable
 from scripts.bench_table import DOC, REPO_ROOT, RESULTS_DIR, replace_section
 
 SECTION_TITLE: Final = "## Serving side by side (one core and 0.25 vCPU)"
+BATCH_TITLE: Final = "## Batch side by side (/predict/batch, one core and 0.25 vCPU)"
+
+
+def title(report: Mapping[str, Any]) -> str:
+    """The section a run writes: batch runs have their own."""
+    return BATCH_TITLE if report.get("batch_rows") else SECTION_TITLE
 
 
 def _num(value: float | None, digits: int = 0) -> str:
@@ -41,6 +47,7 @@ def closed_rows(report: Mapping[str, Any]) -> list[str]:
         groups.setdefault((row["limit"], row["subject"], row["connections"]), []).append(row)
     order = {name: i for i, name in enumerate(report["subjects"])}
     limits = list(report["limits"])
+    batch = report.get("batch_rows") or 0
     lines = []
     for (limit, subject, connections), rows in sorted(
         groups.items(), key=lambda g: (limits.index(g[0][0]), order[g[0][1]], g[0][2])
@@ -57,6 +64,7 @@ def closed_rows(report: Mapping[str, Any]) -> list[str]:
             f"| {_num(_median(r['server_cpu'] for r in rows), 2)} "
             f"| {_cpu_per_answer(rows)} "
             f"| {_num(_median(r['client_cpu'] for r in rows), 2)} |"
+            + (f" {_num(statistics.median(rates) * batch)} |" if batch else "")
         )
     return lines
 
@@ -114,6 +122,7 @@ def open_rows(report: Mapping[str, Any]) -> list[str]:
 def render(report: Mapping[str, Any], source: str) -> str:
     """The Markdown section (heading included) for one run's results."""
     c, s, v = report["conditions"], report["settings"], report["conditions"]["versions"]
+    batch = report.get("batch_rows") or 0
     mls = report.get("mlserver", {})
     mv = mls.get("versions", {})
     note = f" ({mls['note']})" if mls.get("note") else ""
@@ -121,8 +130,18 @@ def render(report: Mapping[str, Any], source: str) -> str:
         map(str, c["load_average_end"])
     )
     return "\n".join([
-        SECTION_TITLE,
+        title(report),
         "",
+        *(
+            [
+                f"Each request is a `/predict/batch` of {report['batch_rows']} real wines "
+                "(the UCI files' first rows, red and white alternating); rows/s is good "
+                f"req/s × {report['batch_rows']}.",
+                "",
+            ]
+            if report.get("batch_rows")
+            else []
+        ),
         f"Written by `make bench-serving` (`scripts/bench_serving.py`, raw results `{source}`). "
         f"Run {c['date']} at commit `{c['commit']}` on `{report['model']['tag']}`; "
         f"{c['cpu_model']}, {c['cores']} cores, kernel {c['kernel']}; host load average "
@@ -159,10 +178,19 @@ def render(report: Mapping[str, Any], source: str) -> str:
         "",
         "| Subject | Limit | Connections | Good req/s | Each round | p50 ms | p99 ms "
         "| Non-2xx / socket errors | RSS idle / peak MB | Server CPU | CPU µs / answer "
-        "| Client CPU |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| Client CPU |" + (" Rows/s |" if batch else ""),
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if batch else ""),
         *closed_rows(report),
         "",
+        *([] if batch else open_and_overload(report)),
+        *[f"Failed: {failure}\n" for failure in report.get("failures", [])],
+    ])  # fmt: skip
+
+
+def open_and_overload(report: Mapping[str, Any]) -> list[str]:
+    """The open-loop and overload tables (runs of one-row requests only)."""
+    s = report["settings"]
+    return [
         f"Open loop: requests leave at a constant rate whatever the answers, and latency runs "
         f"from each request's scheduled send time, so a stall is charged to every request "
         f"behind it (`scripts/open_loop.py`: asyncio and uvloop on core 0, keep-alive, at most "
@@ -193,8 +221,7 @@ def render(report: Mapping[str, Any], source: str) -> str:
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         *(overload_rows(report) or ["| – | – | – | – | – | – | – | – | – | – | not run |"]),
         "",
-        *[f"Failed: {failure}\n" for failure in report.get("failures", [])],
-    ])  # fmt: skip
+    ]
 
 
 def newest_results() -> Path:
@@ -214,11 +241,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = (args.results or newest_results()).resolve()
     shown = results.relative_to(REPO_ROOT) if results.is_relative_to(REPO_ROOT) else results
-    section = render(json.loads(results.read_text()), str(shown))
+    report = json.loads(results.read_text())
+    section = render(report, str(shown))
     print(section)
     if not args.no_doc:
-        args.doc.write_text(replace_section(args.doc.read_text(), SECTION_TITLE, section))
-        print(f"updated '{SECTION_TITLE}' in {args.doc}", file=sys.stderr)
+        heading = title(report)
+        args.doc.write_text(replace_section(args.doc.read_text(), heading, section))
+        print(f"updated '{heading}' in {args.doc}", file=sys.stderr)
     return 0
 
 

@@ -256,9 +256,23 @@ def model_entry() -> Path:
     return models / latest.read_text().strip()
 
 
-def service_subject(name: str, root: Path, own_path: bool) -> Subject:
+def batch_body(rows: int) -> bytes:
+    """A ``/predict/batch`` body of the first ``rows`` real wines of the UCI files, red and
+    white alternating (the files from WINEQ_TRAIN_DATA_DIR, else downloaded and checked)."""
+    from training.data import load_wine_data, request_features
+    from training.settings import TrainingSettings
+
+    frame = load_wine_data(TrainingSettings.from_env()).frame
+    reds, whites = frame[frame["wine_type"] == "red"], frame[frame["wine_type"] == "white"]
+    pairs = zip(request_features(reds), request_features(whites), strict=False)  # 1,599 reds
+    wines = [wine for pair in pairs for wine in pair]
+    return json.dumps({"features_list": wines[:rows]}).encode()
+
+
+def service_subject(name: str, root: Path, own_path: bool, batch_rows: int = 0) -> Subject:
     """The service from ``root``; with ``own_path`` its tree is first on PYTHONPATH (a
-    worktree's package rather than the editable install). Asserts where bento comes from."""
+    worktree's package rather than the editable install). Asserts where bento comes from.
+    With ``batch_rows`` it is sent ``/predict/batch`` of that many real wines."""
     env = {**os.environ, "OTEL_SDK_DISABLED": "true", "BENTOML_DO_NOT_TRACK": "True"}
     if own_path:
         env["PYTHONPATH"] = str(root)
@@ -275,9 +289,13 @@ def service_subject(name: str, root: Path, own_path: bool) -> Subject:
         env=env,
         command=lambda port: [sys.executable, *launch, str(port)],
         ready_path="/readyz",
-        path="/predict",
-        body=SERVICE_BODY,
-        is_prediction=lambda answer: isinstance(answer.get("prediction"), int),
+        path="/predict/batch" if batch_rows else "/predict",
+        body=batch_body(batch_rows) if batch_rows else SERVICE_BODY,
+        is_prediction=(
+            (lambda answer: isinstance(answer, list) and len(answer) == batch_rows)
+            if batch_rows
+            else (lambda answer: isinstance(answer.get("prediction"), int))
+        ),
     )
 
 

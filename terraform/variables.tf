@@ -166,7 +166,7 @@ variable "max_tasks" {
 variable "requests_per_target" {
   description = "Autoscaling target: ALB requests per task per minute (ALBRequestCountPerTarget); half of one task's measured capacity (terraform/README.md, \"Autoscaling\")."
   type        = number
-  default     = 5100
+  default     = 9800
 
   validation {
     condition     = var.requests_per_target > 0

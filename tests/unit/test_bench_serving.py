@@ -12,7 +12,7 @@ import pytest
 
 from scripts.asgi_ceiling import ANSWER, Message, app
 from scripts.bench_serving import summarize_wrk
-from scripts.bench_serving_table import SECTION_TITLE, main, render
+from scripts.bench_serving_table import BATCH_TITLE, SECTION_TITLE, main, render
 from scripts.bench_subjects import V2_BODY
 from scripts.open_loop import (
     OpenLoopResult,
@@ -257,3 +257,13 @@ def test_the_table_replaces_only_its_own_section(tmp_path):
     assert "old" not in text
     assert text.endswith("\n## Other\n\nkept\n")
     assert "| mlserver | 1 core | 8 | 60 | 50, 70 |" in text
+
+
+def test_a_batch_run_has_its_own_section_with_rows_per_second_and_no_open_loop():
+    report = {**_report(), "batch_rows": 100}
+    section = render(report, "build/bench/serving-x.json")
+    assert section.startswith(BATCH_TITLE)
+    service = [line for line in section.splitlines() if line.startswith("| service |")]
+    assert service[0].endswith("| 32000 |"), "rows/s: the median req/s (320) x 100 rows"
+    assert "Open loop" not in section
+    assert "Overload" not in section

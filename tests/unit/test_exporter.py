@@ -33,6 +33,7 @@ from bento.exporter import (
     EXPORTER_FAILURES,
     LATENCY,
     MAX_DATA_PER_CALL,
+    MAX_RETRIES,
     MAX_VALUES_PER_DATUM,
     METRICS,
     OUT_OF_DISTRIBUTION_BY_FEATURE,
@@ -364,6 +365,24 @@ def test_cloudwatch_unreachable_keeps_a_bounded_buffer_and_counts_what_it_drops(
     assert samples["wineq_exporter_failures_total"] == exporter.failures
     assert samples["wineq_exporter_dropped_points_total"] == 46
     assert samples["wineq_exporter_buffered_points"] == 20
+
+
+def test_an_outage_is_retried_a_few_times_then_waited_out_until_the_next_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", _closed_port())
+    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    worker = Worker()
+    exporter = _exporter(worker)
+    worker.request("/predict", 200)
+    exporter.collect()
+
+    exporter.send(time.monotonic() + 60, interruptible=False)
+
+    assert exporter.failures == MAX_RETRIES + 1, "each attempt builds and signs a request"
+    assert exporter.buffer, "the points wait for the next interval"
 
 
 class Relay:
