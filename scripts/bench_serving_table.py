@@ -142,7 +142,8 @@ def render(report: Mapping[str, Any], source: str) -> str:
             if report.get("batch_rows")
             else []
         ),
-        f"Written by `make bench-serving` (`scripts/bench_serving.py`, raw results `{source}`). "
+        f"Written by `make {'bench-batch' if batch else 'bench-serving'}` "
+        f"(`scripts/bench_serving.py`, raw results `{source}`). "
         f"Run {c['date']} at commit `{c['commit']}` on `{report['model']['tag']}`; "
         f"{c['cpu_model']}, {c['cores']} cores, kernel {c['kernel']}; host load average "
         f"{loads} at the end; speed probe (CPU time of a fixed pure-Python loop, lower is "
