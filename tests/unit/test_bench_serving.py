@@ -131,7 +131,7 @@ def test_open_loop_counts_the_requests_scheduled_in_the_counted_window():
     assert (result.sent, result.good + result.non_2xx, result.errors) == (40, 40, 0)
     assert 9 <= result.non_2xx <= 11  # every 4th answer, in the order the server saw them
     assert result.p99_ms is not None
-    assert 1 <= result.connections <= 4
+    assert 0 < result.connections <= 4, "the pool never opens more than its cap"
     assert not holds(result, 1e9)
 
 
