@@ -174,11 +174,7 @@ class RequestGuard:
     def _stamp_version(self, send: Send) -> Send:
         async def stamped(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k != MODEL_VERSION_HEADER
-                ]
-                headers.append((MODEL_VERSION_HEADER, self.state.model_version.encode()))
-                message["headers"] = headers
+                _set_version(message, self.state.model_version.encode())
             await send(message)
 
         return stamped
@@ -237,9 +233,7 @@ class RequestGuard:
                 ]
                 await self._respond(self._stamp_version(send), error, kept)
                 return
-            headers = [(k, v) for k, v in message.get("headers", []) if k != MODEL_VERSION_HEADER]
-            headers.append((MODEL_VERSION_HEADER, version))
-            message["headers"] = headers
+            _set_version(message, version)
             await send(message)
 
         return shaped
@@ -365,6 +359,13 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
     headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _set_version(start: Message, version: bytes) -> None:
+    """Give a response start message the model-version header (replacing one it had)."""
+    headers = [(k, v) for k, v in start.get("headers", []) if k != MODEL_VERSION_HEADER]
+    headers.append((MODEL_VERSION_HEADER, version))
+    start["headers"] = headers
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

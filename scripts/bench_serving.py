@@ -31,10 +31,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 if __package__ in (None, ""):  # run as a file: make `scripts` and `training` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -58,7 +58,14 @@ from scripts.bench_subjects import (
     serving,
     worktree,
 )
-from scripts.open_loop import OpenLoopResult, holds, open_loop, search_rate, step_load
+from scripts.open_loop import (
+    OpenLoopResult,
+    StepResult,
+    holds,
+    open_loop,
+    search_rate,
+    step_load,
+)
 from training.deploy import REPO_ROOT, repo_commit
 
 WRK_SCRIPT: Final = REPO_ROOT / "scripts" / "bench_wrk.lua"
@@ -139,17 +146,27 @@ def closed_loop(
     }
 
 
+R = TypeVar("R", OpenLoopResult, StepResult)
+
+
+def _client_run(server: Server, load: Coroutine[Any, Any, R]) -> R:
+    """Run one open-loop ``load`` in this process, on CLIENT_CORE, once the server is idle;
+    record the server's CPU (cores) and peak RSS over it."""
+    server.settle()
+    cpu, wall = server.group.cpu_seconds(), time.monotonic()
+    with PeakRss(server.group) as peak, asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+        result = r.run(load)
+    result.server_cpu = round((server.group.cpu_seconds() - cpu) / (time.monotonic() - wall), 3)
+    result.peak_rss_mb = round(peak.mb, 1)
+    return result
+
+
 def constant_rate(
     server: Server, subject: Subject, rate: float, warmup: float, duration: float, conns: int
 ) -> OpenLoopResult:
-    """One open-loop window (scripts/open_loop.py) in this process, on CLIENT_CORE."""
-    server.settle()
-    cpu, wall = server.group.cpu_seconds(), time.monotonic()
+    """One open-loop window (scripts/open_loop.py)."""
     url = server.url + subject.path
-    with PeakRss(server.group) as peak, asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
-        result = r.run(open_loop(url, subject.body, rate, warmup, duration, conns))
-    result.server_cpu = round((server.group.cpu_seconds() - cpu) / (time.monotonic() - wall), 3)
-    result.peak_rss_mb = round(peak.mb, 1)
+    result = _client_run(server, open_loop(url, subject.body, rate, warmup, duration, conns))
     _report(f"  open loop at {rate:g}/s", {**asdict(result), "good_rps": result.good / duration})
     return result
 
@@ -193,16 +210,10 @@ def overload_step(
 ) -> dict[str, Any]:
     """Twice ``capacity`` (the closed loop's best req/s) then half of it, no pause between:
     what the admitted and the refused requests got, and how soon the errors stopped."""
-    server.settle()
-    cpu, wall = server.group.cpu_seconds(), time.monotonic()
     url = server.url + subject.path
     high, low = max(10, round(2 * capacity / 10) * 10), max(10, round(capacity / 20) * 10)
-    with PeakRss(server.group) as peak, asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
-        result = r.run(
-            step_load(url, subject.body, high, low, args.overload_duration, args.open_connections)
-        )
-    result.server_cpu = round((server.group.cpu_seconds() - cpu) / (time.monotonic() - wall), 3)
-    result.peak_rss_mb = round(peak.mb, 1)
+    load = step_load(url, subject.body, high, low, args.overload_duration, args.open_connections)
+    result = _client_run(server, load)
     print(f"  step {high:g}/s then {low:g}/s: {asdict(result)}", file=sys.stderr, flush=True)
     return asdict(result)
 

@@ -121,50 +121,70 @@ class _Pool:
             writer.close()
 
 
+Record = tuple[float, int, float]  # (scheduled, status or 0, answered), loop time in s
+
+
+async def _fire(
+    pool: _Pool, schedule: list[float], counted_from: int, grace: float
+) -> tuple[list[tuple[int, Record]], float, float]:
+    """Send one request at each scheduled loop time, whatever the answers. Returns what each
+    got, by its index (a request without an answer ``grace`` seconds after the last was
+    scheduled has none), and from ``counted_from`` on the client's CPU (cores) and its
+    greatest lateness behind the schedule (ms)."""
+    loop = asyncio.get_running_loop()
+    records: list[tuple[int, Record]] = []
+    tasks: set[asyncio.Task[None]] = set()
+    max_lag_ms = 0.0
+
+    async def one(index: int, scheduled: float) -> None:
+        try:
+            status = await pool.post()
+        except (OSError, EOFError, ValueError, IndexError, asyncio.LimitOverrunError):
+            status = 0  # IncompleteReadError is an EOFError
+        records.append((index, (scheduled, status, loop.time())))
+
+    cpu, wall = time.process_time(), time.monotonic()
+    for i, scheduled in enumerate(schedule):
+        if (delay := scheduled - loop.time()) > 0:
+            await asyncio.sleep(delay)
+        if i == counted_from:
+            cpu, wall = time.process_time(), time.monotonic()
+        if i >= counted_from:
+            max_lag_ms = max(max_lag_ms, (loop.time() - scheduled) * 1000)
+        task = loop.create_task(one(i, scheduled))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    client_cpu = (time.process_time() - cpu) / max(1e-9, time.monotonic() - wall)
+    if tasks:
+        timeout = max(0.0, schedule[-1] - loop.time()) + grace
+        _, unfinished = await asyncio.wait(tasks, timeout=timeout)
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+    pool.close()
+    return records, client_cpu, max_lag_ms
+
+
 async def open_loop(
     url: str, body: bytes, rate: float, warmup: float, duration: float, connections: int
 ) -> OpenLoopResult:
     """POST ``body`` to ``url`` at ``rate`` per second for ``warmup`` + ``duration`` seconds;
     the requests scheduled in the last ``duration`` seconds count."""
-    loop = asyncio.get_running_loop()
     pool = _Pool(url, body, connections)
     total, first_counted = round(rate * (warmup + duration)), round(rate * warmup)
     result = OpenLoopResult(rate, duration, sent=total - first_counted)
+    start = asyncio.get_running_loop().time() + 0.01
+    schedule = [start + i / rate for i in range(total)]
+    records, client_cpu, max_lag_ms = await _fire(pool, schedule, first_counted, GRACE_S)
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def one(scheduled: float, counted: bool) -> None:
-        try:
-            status = await pool.post()
-        except (OSError, EOFError, ValueError, IndexError, asyncio.LimitOverrunError):
-            status = 0  # IncompleteReadError is an EOFError
-        if counted:
+    for index, (scheduled, status, answered) in records:
+        if index >= first_counted:
             statuses[status] += 1
             if 200 <= status < 300:
-                latencies.append((loop.time() - scheduled) * 1000)
-
-    start = loop.time() + 0.01
-    cpu, wall = time.process_time(), time.monotonic()
-    for i in range(total):
-        scheduled = start + i / rate
-        if (delay := scheduled - loop.time()) > 0:
-            await asyncio.sleep(delay)
-        if i == first_counted:
-            cpu, wall = time.process_time(), time.monotonic()
-        if i >= first_counted:
-            result.max_lag_ms = max(result.max_lag_ms, (loop.time() - scheduled) * 1000)
-        task = loop.create_task(one(scheduled, i >= first_counted))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    result.client_cpu = round((time.process_time() - cpu) / max(1e-9, time.monotonic() - wall), 3)
-    if tasks:
-        last = start + total / rate
-        _, unfinished = await asyncio.wait(tasks, timeout=max(0.0, last - loop.time()) + GRACE_S)
-        for task in unfinished:
-            task.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
-    pool.close()
+                latencies.append((answered - scheduled) * 1000)
+    result.client_cpu = round(client_cpu, 3)
+    result.max_lag_ms = max_lag_ms
     result.good = sum(n for status, n in statuses.items() if 200 <= status < 300)
     result.non_2xx = sum(n for status, n in statuses.items() if status and not 200 <= status < 300)
     result.errors = result.sent - result.good - result.non_2xx
@@ -200,9 +220,6 @@ class StepResult:
     client_cpu: float = 0.0
     server_cpu: float = 0.0  # filled in by the caller, which sees the server
     peak_rss_mb: float = 0.0
-
-
-Record = tuple[float, int, float]  # (scheduled, status or 0, answered), loop time in s
 
 
 def summarize_step(records: list[Record], start: float, result: StepResult) -> StepResult:
@@ -246,35 +263,13 @@ async def step_load(
 ) -> StepResult:
     """POST ``body`` at ``high`` per second for ``seconds``, then at ``low`` for as long,
     without a pause: how the server sheds an overload and how soon it recovers."""
-    loop = asyncio.get_running_loop()
     pool = _Pool(url, body, connections)
-    records: list[Record] = []
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def one(scheduled: float) -> None:
-        try:
-            status = await pool.post()
-        except (OSError, EOFError, ValueError, IndexError, asyncio.LimitOverrunError):
-            status = 0
-        records.append((scheduled, status, loop.time()))
-
-    start = loop.time() + 0.01
+    start = asyncio.get_running_loop().time() + 0.01
     schedule = [start + i / high for i in range(round(high * seconds))]
     schedule += [start + seconds + i / low for i in range(round(low * seconds))]
-    cpu, wall = time.process_time(), time.monotonic()
-    for scheduled in schedule:
-        if (delay := scheduled - loop.time()) > 0:
-            await asyncio.sleep(delay)
-        task = loop.create_task(one(scheduled))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    client_cpu = (time.process_time() - cpu) / max(1e-9, time.monotonic() - wall)
-    if tasks:
-        _, unfinished = await asyncio.wait(tasks, timeout=max(0.0, schedule[-1] - loop.time()) + 5)
-        for task in unfinished:
-            task.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
-    pool.close()
-    result = summarize_step(records, start, StepResult(high, low, seconds))
+    records, client_cpu, _ = await _fire(pool, schedule, 0, grace=5.0)
+    result = summarize_step(
+        [record for _, record in records], start, StepResult(high, low, seconds)
+    )
     result.client_cpu = round(client_cpu, 3)
     return result
